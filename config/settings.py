@@ -1,0 +1,263 @@
+"""Settings, read from the environment (12-factor). Every variable is listed in the README.
+
+With nothing set, the platform runs on a SQLite file and kombu's filesystem broker under
+``DATA_DIR``, so a fresh machine needs no server. ``DATABASE_URL`` and ``CELERY_BROKER_URL``
+switch to PostgreSQL and Redis or RabbitMQ with no code change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+_DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL") or _DEFAULT_DATABASE_URL
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+# A configuration "looks like production" when it is not in DEBUG and either talks to a
+# database server or answers to a public host name. There, a missing SECRET_KEY is fatal:
+# a guessable key would let anyone forge sessions and password-reset links.
+_LOOKS_LIKE_PRODUCTION = not DEBUG and (
+    not DATABASE_URL.startswith("sqlite") or not set(ALLOWED_HOSTS) <= _LOCAL_HOSTS
+)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if _LOOKS_LIKE_PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. This configuration looks like production "
+            "(DEBUG is off and DATABASE_URL or ALLOWED_HOSTS is not local), so it refuses to "
+            "start with a built-in key. Set SECRET_KEY to a long random string, e.g. the "
+            "output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = "insecure-local-only-key-do-not-use-in-production"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "jobs_catalog",
+    "scheduler",
+    *env_list("EXTRA_INSTALLED_APPS"),
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_health_checks=True)
+    engine = config["ENGINE"]
+    options = config.setdefault("OPTIONS", {})
+    if engine == "django.db.backends.sqlite3":
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE
+        # takes the write lock at BEGIN so concurrent writers wait (busy timeout)
+        # instead of failing with "database is locked" on lock upgrade.
+        options.setdefault(
+            "init_command",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        )
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("timeout", 20)
+        # Tests start real worker and beat processes, which cannot see an in-memory database.
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_name("test_db.sqlite3"))}
+    elif engine == "django.db.backends.postgresql":
+        if env_bool("DATABASE_POOL", True):
+            # psycopg 3's pool: connections are reused across requests and tasks.
+            # Celery's Django fixup closes inherited pools in forked worker children.
+            options["pool"] = {
+                "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
+                "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
+                "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
+            }
+        else:
+            config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+    return config
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# TIME_ZONE is how the admin displays times; everything is stored and computed in UTC.
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _LOOKS_LIKE_PRODUCTION)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Email (alerts) -----------------------------------------------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Job catalog ----------------------------------------------------------------------------
+# Directories the file jobs may touch; anything outside (symlinks resolved) is refused.
+JOBS_FILE_ROOTS = env_list("JOBS_FILE_ROOTS")
+# Management commands the "run a management command" job may call.
+JOBS_MANAGEMENT_COMMANDS = env_list("JOBS_MANAGEMENT_COMMANDS", "clearsessions")
+# Time limits for a job that declares none, and the ceiling no job may exceed (seconds).
+JOBS_DEFAULT_SOFT_TIME_LIMIT = env_int("JOBS_DEFAULT_SOFT_TIME_LIMIT", 300)
+JOBS_DEFAULT_TIME_LIMIT = env_int("JOBS_DEFAULT_TIME_LIMIT", 360)
+JOBS_MAX_TIME_LIMIT = env_int("JOBS_MAX_TIME_LIMIT", 6 * 3600)
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem"):
+    _broker_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    # Redis (and SQS) redeliver an unacknowledged message after the visibility timeout.
+    # With late acks a running job is unacknowledged, so the timeout must outlast the
+    # longest job the platform allows, or a slow job would be delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", JOBS_MAX_TIME_LIMIT + 600),
+    }
+if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", float("inf")) <= JOBS_MAX_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be longer than JOBS_MAX_TIME_LIMIT, or a job still "
+        "running would be redelivered to another worker."
+    )
+
+# Internally everything is UTC; schedules carry their own time zone.
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# JSON only: a pickle payload from the broker could run arbitrary code on the worker.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Acknowledge after the job ends, so a worker that dies mid-run leaves the message to be
+# redelivered instead of losing it ...
+CELERY_TASK_ACKS_LATE = True
+# ... including when the child process is killed (SIGKILL, OOM): requeue, don't ack.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A job that fails or times out is recorded by us; acknowledging it avoids a poison loop.
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# One message at a time per process: long jobs must not hold others hostage in a prefetch
+# buffer, and late acks would otherwise let a crash requeue many.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# If the broker connection drops, running late-ack jobs will be redelivered anyway; cancel
+# them rather than run them twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Run history is kept in our own tables; Celery's result backend would be a second copy.
+CELERY_TASK_IGNORE_RESULT = True
+# Limits for tasks that do not set their own (catalog jobs do).
+CELERY_TASK_SOFT_TIME_LIMIT = JOBS_DEFAULT_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOBS_DEFAULT_TIME_LIMIT
+# Recycle worker children now and then: a leaky plugin cannot grow without bound.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
+# Route each catalog job to the queue it declares.
+CELERY_TASK_ROUTES = ("jobs_catalog.routing.route_job",)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = env_str(
+    "CELERY_BEAT_SCHEDULER", "django_celery_beat.schedulers:DatabaseScheduler"
+)
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Logging ------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Sentry -------------------------------------------------------------------------------
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        send_default_pii=False,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+    )

@@ -1,0 +1,25 @@
+"""``manage.py check`` reports plugins that failed to load and refused jobs (as warnings:
+one broken plugin must not stop the platform)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+
+from jobs_catalog.registry import registry
+
+_IDS = {"import": "jobs_catalog.W001", "duplicate": "jobs_catalog.W002", "limit": "jobs_catalog.W003"}
+_HINTS = {
+    "import": "Fix the plugin or uninstall it; run `manage.py jobs list` for the traceback.",
+    "duplicate": "Job names are global: rename one of the two jobs.",
+    "limit": "Lower the job's time limit or raise JOBS_MAX_TIME_LIMIT.",
+}
+
+
+@checks.register("jobs_catalog")
+def plugin_problems(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return [
+        checks.Warning(str(problem), hint=_HINTS[problem.kind], id=_IDS[problem.kind])
+        for problem in registry.problems
+    ]
