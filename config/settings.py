@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.broker import transport_options
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -137,7 +138,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 if not DEBUG:
@@ -174,30 +175,12 @@ JOBS_MAX_TIME_LIMIT = env_int("JOBS_MAX_TIME_LIMIT", 6 * 3600)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
-if CELERY_BROKER_URL.startswith("filesystem"):
-    _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
-else:
-    # Redis (and SQS) redeliver an unacknowledged message after the visibility timeout.
-    # With late acks a running job is unacknowledged, so the timeout must outlast the
-    # longest job the platform allows, or a slow job would be delivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", JOBS_MAX_TIME_LIMIT + 600),
-    }
-if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", float("inf")) <= JOBS_MAX_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        "CELERY_VISIBILITY_TIMEOUT must be longer than JOBS_MAX_TIME_LIMIT, or a job still "
-        "running would be redelivered to another worker."
-    )
+CELERY_BROKER_TRANSPORT_OPTIONS = transport_options(
+    CELERY_BROKER_URL,
+    DATA_DIR,
+    JOBS_MAX_TIME_LIMIT,
+    visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT", 0) or None,
+)
 
 # Internally everything is UTC; schedules carry their own time zone.
 CELERY_TIMEZONE = "UTC"

@@ -1,6 +1,6 @@
 """The job catalog: the plugin API for job authors.
 
-    from jobs_catalog import job, Param, JobContext, RetryPolicy
+from jobs_catalog import job, Param, JobContext, RetryPolicy
 """
 
 from jobs_catalog.context import JobContext

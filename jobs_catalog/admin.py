@@ -66,7 +66,11 @@ class JobDefinitionAdmin(admin.ModelAdmin):
             if name in required:
                 default = "required"
             else:
-                default = "default: ******** " if prop.get("secret") else f"default: {prop.get('default')!r}"
+                default = (
+                    "default: ******** "
+                    if prop.get("secret")
+                    else f"default: {prop.get('default')!r}"
+                )
             secret = " (secret)" if prop.get("secret") else ""
             rows.append((name, f"{kind}{secret}", default, prop.get("description", "")))
         body = format_html_join(

@@ -9,7 +9,11 @@ from django.core import checks
 
 from jobs_catalog.registry import registry
 
-_IDS = {"import": "jobs_catalog.W001", "duplicate": "jobs_catalog.W002", "limit": "jobs_catalog.W003"}
+_IDS = {
+    "import": "jobs_catalog.W001",
+    "duplicate": "jobs_catalog.W002",
+    "limit": "jobs_catalog.W003",
+}
 _HINTS = {
     "import": "Fix the plugin or uninstall it; run `manage.py jobs list` for the traceback.",
     "duplicate": "Job names are global: rename one of the two jobs.",

@@ -8,13 +8,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from jobs_catalog.definition import Job
-from jobs_catalog.registry import Registry, registry as default_registry
+from jobs_catalog.registry import Registry
+from jobs_catalog.registry import registry as default_registry
 from jobs_catalog.retry import RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Set by discovery while it imports a plugin, so each job knows where it came from.
+#: Set by discovery while it imports a plugin, so each job knows where it came from and
+#: lands in the registry being filled.
 current_source: contextvars.ContextVar[str] = contextvars.ContextVar("job_source", default="")
+current_registry: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
+    "job_registry", default=None
+)
 
 
 def job(
@@ -54,7 +59,8 @@ def job(
             queue=queue,
             source=current_source.get() or f"module {func.__module__}",
         )
-        (registry or default_registry).register(definition)
+        target = registry if registry is not None else current_registry.get()
+        (target if target is not None else default_registry).register(definition)
         func.job = definition  # type: ignore[attr-defined]
         return func
 

@@ -91,7 +91,7 @@ class Job:
 
         Raises :class:`~jobs_catalog.errors.ParameterError` naming the job and each field.
         """
-        model = validate_params(self.name, self.params_model, dict(params or {}))
+        model = validate_params(self.name, self.params_model, _as_dict(params))
         return model.model_dump(mode="json")
 
     def mask(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class Job:
 
     def call(self, params: Mapping[str, Any] | None, context: JobContext | None = None) -> Any:
         """Validate ``params`` and run the job in this process."""
-        model = validate_params(self.name, self.params_model, dict(params or {}))
+        model = validate_params(self.name, self.params_model, _as_dict(params))
         kwargs = {name: getattr(model, name) for name in type(model).model_fields}
         context_arg = self.__dict__["_context_arg"]
         if context_arg:
@@ -116,3 +116,10 @@ class Job:
         if self.soft_time_limit is None:
             soft = min(soft, max(hard - 1, 1))
         return soft, hard
+
+
+def _as_dict(params: Any) -> Any:
+    # A non-mapping is passed through so validation reports it by name.
+    if params is None:
+        return {}
+    return dict(params) if isinstance(params, Mapping) else params

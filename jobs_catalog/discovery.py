@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
@@ -18,8 +19,9 @@ from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
-from jobs_catalog.decorators import current_source
-from jobs_catalog.registry import PluginProblem, Registry, registry as default_registry
+from jobs_catalog.decorators import current_registry, current_source
+from jobs_catalog.registry import PluginProblem, Registry
+from jobs_catalog.registry import registry as default_registry
 
 logger = logging.getLogger(__name__)
 
@@ -57,28 +59,24 @@ def discover(
 
 
 def load_module(registry: Registry, module: str, *, source: str) -> ModuleType | None:
-    token = current_source.set(source)
-    try:
-        return importlib.import_module(module)
-    except Exception as exc:
-        _report_broken(registry, source, module, exc)
-        return None
-    finally:
-        current_source.reset(token)
+    with _loading(registry, source):
+        try:
+            return importlib.import_module(module)
+        except Exception as exc:
+            _report_broken(registry, source, module, exc)
+            return None
 
 
 def load_entry_point(registry: Registry, entry_point: EntryPoint) -> object | None:
     dist = entry_point.dist
     package = f"{dist.name} {dist.version}" if dist is not None else "unknown package"
     source = f"package {package} (entry point {entry_point.name!r})"
-    token = current_source.set(source)
-    try:
-        return entry_point.load()
-    except Exception as exc:
-        _report_broken(registry, source, entry_point.module, exc)
-        return None
-    finally:
-        current_source.reset(token)
+    with _loading(registry, source):
+        try:
+            return entry_point.load()
+        except Exception as exc:
+            _report_broken(registry, source, entry_point.module, exc)
+            return None
 
 
 def enforce_time_limit_ceiling(registry: Registry, ceiling: int) -> None:
@@ -98,6 +96,17 @@ def enforce_time_limit_ceiling(registry: Registry, ceiling: int) -> None:
                     ),
                 )
             )
+
+
+@contextmanager
+def _loading(registry: Registry, source: str) -> Iterator[None]:
+    source_token = current_source.set(source)
+    registry_token = current_registry.set(registry)
+    try:
+        yield
+    finally:
+        current_registry.reset(registry_token)
+        current_source.reset(source_token)
 
 
 def _report_broken(registry: Registry, source: str, module: str, exc: Exception) -> None:

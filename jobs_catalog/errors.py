@@ -19,8 +19,12 @@ class UnknownJobError(JobError, LookupError):
     def __init__(self, name: str, known: Iterable[str] = ()):
         self.name = name
         known = sorted(known)
+        self.known = known
         hint = f"; known jobs: {', '.join(known)}" if known else "; the catalog is empty"
         super().__init__(f"unknown job {name!r}{hint}")
+
+    def __reduce__(self):  # picklable, so it crosses the worker's process boundary intact
+        return (type(self), (self.name, self.known))
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class ParameterError(JobError, ValueError):
         self.errors = errors
         details = "; ".join(str(e) for e in errors)
         super().__init__(f"job {job!r}: invalid parameters: {details}")
+
+    def __reduce__(self):  # picklable, so it crosses the worker's process boundary intact
+        return (type(self), (self.job, self.errors))
 
     def by_field(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

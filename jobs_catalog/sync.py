@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
-from jobs_catalog.registry import Registry, registry as default_registry
+from jobs_catalog.registry import Registry
+from jobs_catalog.registry import registry as default_registry
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ def definition_values(job: Job) -> dict[str, Any]:
     }
 
 
-def sync_job_definitions(registry: Registry = default_registry, using: str = "default") -> SyncReport:
+def sync_job_definitions(
+    registry: Registry = default_registry, using: str = "default"
+) -> SyncReport:
     """Create, update or mark unavailable so the table matches the catalog in code.
     Safe to run from several processes at once."""
     report = SyncReport()
@@ -75,7 +78,9 @@ def sync_job_definitions(registry: Registry = default_registry, using: str = "de
             values = definition_values(job)
             row = existing.get(job.name)
             if row is None:
-                new_rows.append(JobDefinition(name=job.name, last_seen=now, changed_at=now, **values))
+                new_rows.append(
+                    JobDefinition(name=job.name, last_seen=now, changed_at=now, **values)
+                )
                 report.created.append(job.name)
             elif any(getattr(row, k) != v for k, v in values.items()):
                 for k, v in values.items():

@@ -4,38 +4,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='JobDefinition',
+            name="JobDefinition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('params_schema', models.JSONField(default=dict, help_text='JSON Schema of the parameters.')),
-                ('defaults', models.JSONField(default=dict, help_text='Default parameter values.')),
-                ('retry_policy', models.JSONField(default=dict)),
-                ('soft_time_limit', models.PositiveIntegerField(blank=True, null=True)),
-                ('time_limit', models.PositiveIntegerField(blank=True, null=True)),
-                ('queue', models.CharField(blank=True, max_length=200)),
-                ('source', models.CharField(help_text='Built-in, app or package.', max_length=300)),
-                ('module', models.CharField(max_length=300)),
-                ('available', models.BooleanField(default=True, help_text="False when the job's code is no longer installed or loads.")),
-                ('unavailable_reason', models.TextField(blank=True)),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(help_text='Last time a process found this job in code.')),
-                ('changed_at', models.DateTimeField(help_text='Last time the definition changed.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "params_schema",
+                    models.JSONField(default=dict, help_text="JSON Schema of the parameters."),
+                ),
+                ("defaults", models.JSONField(default=dict, help_text="Default parameter values.")),
+                ("retry_policy", models.JSONField(default=dict)),
+                ("soft_time_limit", models.PositiveIntegerField(blank=True, null=True)),
+                ("time_limit", models.PositiveIntegerField(blank=True, null=True)),
+                ("queue", models.CharField(blank=True, max_length=200)),
+                ("source", models.CharField(help_text="Built-in, app or package.", max_length=300)),
+                ("module", models.CharField(max_length=300)),
+                (
+                    "available",
+                    models.BooleanField(
+                        default=True,
+                        help_text="False when the job's code is no longer installed or loads.",
+                    ),
+                ),
+                ("unavailable_reason", models.TextField(blank=True)),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
+                (
+                    "last_seen",
+                    models.DateTimeField(help_text="Last time a process found this job in code."),
+                ),
+                ("changed_at", models.DateTimeField(help_text="Last time the definition changed.")),
             ],
             options={
-                'verbose_name': 'job',
-                'verbose_name_plural': 'job catalog',
-                'ordering': ['name'],
+                "verbose_name": "job",
+                "verbose_name_plural": "job catalog",
+                "ordering": ["name"],
             },
         ),
     ]

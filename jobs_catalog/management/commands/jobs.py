@@ -1,8 +1,8 @@
 """Command line for job authors: list, describe and run catalog jobs, and sync the mirror.
 
-    manage.py jobs list
-    manage.py jobs describe builtin.http_request
-    manage.py jobs run builtin.http_request --param url=https://example.org --param timeout=5
+manage.py jobs list
+manage.py jobs describe builtin.http_request
+manage.py jobs run builtin.http_request --param url=https://example.org --param timeout=5
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ class Command(BaseCommand):
             metavar="KEY=VALUE",
             help="a parameter; lists and mappings as JSON (repeatable)",
         )
-        run.add_argument(
-            "--params-json", metavar="JSON", help="all parameters as one JSON object"
-        )
+        run.add_argument("--params-json", metavar="JSON", help="all parameters as one JSON object")
         actions.add_parser("sync", help="mirror the catalog into the database now")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
@@ -125,7 +123,7 @@ class Command(BaseCommand):
     def handle_sync(self, **options: Any) -> None:
         from jobs_catalog.sync import sync_job_definitions
 
-        report = sync_job_definitions()
+        report = sync_job_definitions(registry)
         self.stdout.write(f"Job catalog synced: {report}.")
         self._print_problems()
 
@@ -203,5 +201,3 @@ def _parse_params(job: Job, pairs: list[str], params_json: str | None) -> dict[s
             except json.JSONDecodeError:
                 params[key] = raw
     return params
-
-

@@ -1,0 +1,100 @@
+"""``manage.py jobs``: list, describe, run (in-process), sync."""
+
+import json
+from importlib.metadata import EntryPoint
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs_catalog.discovery import ENTRY_POINT_GROUP, discover
+
+
+@pytest.fixture
+def catalog(monkeypatch, fresh_registry):
+    entry_points = [
+        EntryPoint(name=m, value=f"tests.fixtures.plugins.{m}", group=ENTRY_POINT_GROUP)
+        for m in ("good", "broken")
+    ]
+    registry = discover(fresh_registry, builtin_modules=(), plugin_entry_points=entry_points)
+    monkeypatch.setattr("jobs_catalog.management.commands.jobs.registry", registry)
+    return registry
+
+
+def jobs(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("jobs", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_list_shows_jobs_and_problems(catalog):
+    out, err = jobs("list")
+    assert "plugin.echo" in out and "plugin.pick" in out and "Echo" in out
+    assert "plugin blew up on import" in err
+
+
+def test_list_json(catalog):
+    out, _ = jobs("list", "--json")
+    assert [j["name"] for j in json.loads(out)] == ["plugin.echo", "plugin.pick"]
+
+
+def test_describe_shows_parameters_defaults_choices_and_secrets(catalog):
+    out, _ = jobs("describe", "plugin.pick")
+    assert "colour (choice; required; one of 'red', 'green')" in out
+    assert "times (int; default 1)" in out
+    out, _ = jobs("describe", "plugin.echo", "--json")
+    params = {p["name"]: p for p in json.loads(out)["parameters"]}
+    assert params["token"]["secret"] is True and params["shout"]["default"] is False
+
+
+def test_run_prints_the_result_as_json(catalog):
+    out, _ = jobs("run", "plugin.echo", "--param", "message=hi there", "-p", "shout=true")
+    assert json.loads(out) == "HI THERE"
+    out, _ = jobs("run", "plugin.pick", "--params-json", '{"colour": "red", "times": 2}')
+    assert json.loads(out) == "redred"
+
+
+def test_a_text_parameter_keeps_what_was_typed(catalog):
+    out, _ = jobs("run", "plugin.echo", "--param", "message=123")
+    assert json.loads(out) == "123"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "plugin.nope"], "unknown job 'plugin.nope'; known jobs: plugin.echo"),
+        (["run", "plugin.pick"], "colour: required parameter is missing"),
+        (["run", "plugin.pick", "-p", "colour=blue"], "colour: Input should be 'red' or 'green'"),
+        (["run", "plugin.pick", "-p", "colour=red", "-p", "times=x"], "times: Input should be"),
+        (["run", "plugin.pick", "-p", "colour=red", "-p", "size=9"], "size: unexpected parameter"),
+        (["run", "plugin.pick", "-p", "colour"], "expected KEY=VALUE"),
+        (["run", "plugin.pick", "--params-json", "{nope"], "--params-json is not valid JSON"),
+        (["describe", "plugin.nope"], "unknown job 'plugin.nope'"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_exit_code_2(catalog, args, fragment):
+    with pytest.raises(CommandError) as caught:
+        jobs(*args)
+    assert fragment in str(caught.value)
+    assert caught.value.returncode == 2
+
+
+def test_a_failing_job_exits_1_with_its_error(catalog, monkeypatch):
+    def explode(message: str):
+        raise ValueError(f"cannot echo {message}")
+
+    from jobs_catalog.definition import Job
+
+    catalog.register(Job(name="plugin.explode", func=explode, title="Explode"))
+    err = StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("jobs", "run", "plugin.explode", "-p", "message=x", stderr=err)
+    assert caught.value.returncode == 1
+    assert "job 'plugin.explode' failed: ValueError: cannot echo x" in str(caught.value)
+    assert "Traceback" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_sync_command(catalog):
+    out, _ = jobs("sync")
+    assert out.startswith("Job catalog synced: 2 new")

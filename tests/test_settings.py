@@ -1,0 +1,113 @@
+"""Settings from the environment: defaults, switches, and refusals with clear messages."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"], "name": str(db["NAME"]), "options": db.get("OPTIONS", {}),
+    "broker": settings.CELERY_BROKER_URL,
+    "transport": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "debug": settings.DEBUG, "email": settings.EMAIL_BACKEND,
+    "acks_late": settings.CELERY_TASK_ACKS_LATE,
+    "prefetch": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
+    "reject": settings.CELERY_TASK_REJECT_ON_WORKER_LOST, "tz": settings.CELERY_TIMEZONE,
+}, default=str))
+"""
+
+VARIABLES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "EMAIL_HOST",
+    "CELERY_VISIBILITY_TIMEOUT",
+    "JOBS_MAX_TIME_LIMIT",
+)
+
+
+def probe(tmp_path, **env):
+    base = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    base.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DATA_DIR": str(tmp_path), **env})
+    code = "import django; django.setup()\n" + PROBE
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=base,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def loaded(result) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_default_is_sqlite_wal_and_the_filesystem_broker(tmp_path):
+    config = loaded(probe(tmp_path))
+    assert config["engine"] == "django.db.backends.sqlite3"
+    assert config["name"] == str(tmp_path / "db.sqlite3")
+    assert "journal_mode=WAL" in config["options"]["init_command"]
+    assert config["broker"] == "filesystem://"
+    assert config["transport"]["data_folder_in"] == str(tmp_path / "broker" / "queue")
+    assert (tmp_path / "broker" / "queue").is_dir()
+    assert not config["debug"] and config["email"].endswith("console.EmailBackend")
+
+
+def test_job_platform_celery_defaults(tmp_path):
+    config = loaded(probe(tmp_path))
+    assert config["acks_late"] and config["reject"] and config["prefetch"] == 1
+    assert config["tz"] == "UTC"
+
+
+def test_database_and_broker_urls_switch_servers_with_no_code_change(tmp_path):
+    config = loaded(
+        probe(
+            tmp_path,
+            SECRET_KEY="k" * 50,
+            DATABASE_URL="postgres://u:p@db.example:5433/jobs",
+            CELERY_BROKER_URL="redis://cache:6379/1",
+            JOBS_MAX_TIME_LIMIT="100",
+            EMAIL_HOST="smtp.example",
+        )
+    )
+    assert config["engine"] == "django.db.backends.postgresql"
+    assert config["options"]["pool"]["max_size"] == 10
+    assert config["broker"] == "redis://cache:6379/1"
+    assert config["transport"] == {"visibility_timeout": 700}
+    assert config["email"].endswith("smtp.EmailBackend")
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    result = probe(tmp_path, DATABASE_URL="postgres://u@db/jobs")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    result = probe(tmp_path, ALLOWED_HOSTS="jobs.example.com")
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_visibility_timeout_shorter_than_the_longest_job_is_refused(tmp_path):
+    result = probe(
+        tmp_path,
+        CELERY_BROKER_URL="redis://x",
+        CELERY_VISIBILITY_TIMEOUT="60",
+        JOBS_MAX_TIME_LIMIT="3600",
+    )
+    assert result.returncode != 0
+    assert "must be longer than JOBS_MAX_TIME_LIMIT (3600s)" in result.stderr
+
+
+def test_a_malformed_variable_is_named(tmp_path):
+    result = probe(tmp_path, DEBUG="maybe")
+    assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
