@@ -94,9 +94,9 @@ def test_a_broken_package_is_reported_and_the_rest_still_works(site_with_broken)
     assert result.returncode == 0, result.stderr
     names = {j["name"] for j in json.loads(result.stdout)}
     assert {"example.greet", "example.sign", "builtin.http_request"} <= names
-    assert "package broken-jobs 0.1.0 (entry point 'broken')" in result.stderr
+    assert "package other-broken-jobs 0.1.0 (entry point 'broken')" in result.stderr
     assert "No module named 'missing_dependency_of_this_plugin'" in result.stderr
-    # The clash names both claimants; the one found first (by package name) keeps the name.
+    # The clash names both claimants; example-jobs sorts first, so it keeps the name.
     assert "job name 'example.greet' is claimed twice" in result.stderr
     assert "broken_jobs.clash.greet_again" in result.stderr
     assert "example_jobs.jobs.greet" in result.stderr

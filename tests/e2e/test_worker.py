@@ -31,10 +31,12 @@ def broker_url(kind: str) -> str:
 
 
 @pytest.fixture(params=BROKERS)
-def broker(request, tmp_path):
+def broker(request, tmp_path, monkeypatch):
     """(client app, child environment, queue): a sender and a worker environment on one
     broker, with a queue name of this test's own so leftovers of other runs cannot mix in."""
     url = broker_url(request.param)
+    # Celery prefers this variable to the URL a client app is given.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     data_dir = tmp_path / "data"
     options = transport_options(url, data_dir, max_time_limit=3600)
     client = Celery("test-client", broker=url)

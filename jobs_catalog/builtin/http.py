@@ -1,0 +1,306 @@
+"""``builtin.http_request``: one HTTP request, checked like a health check."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from pydantic import AfterValidator
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util.retry import Retry
+
+from jobs_catalog import JobContext, JobError, Param, RetryableError, RetryPolicy, job
+from jobs_catalog.params import MASK
+
+#: Redirects followed at most, when following is on.
+MAX_REDIRECTS = 5
+#: Bytes of the body read at most; the rest is not downloaded. ``contains`` looks in these.
+MAX_BODY_BYTES = 1024 * 1024
+#: Characters of the body kept in the result and in error messages.
+EXCERPT_CHARS = 500
+#: Statuses that mean "try again later" even though they are not 5xx.
+TRANSIENT_STATUSES = frozenset({408, 429})
+USER_AGENT = "jobs-catalog/builtin.http_request"
+
+_STATUS_ENTRY = re.compile(r"^[1-5](?:[0-9]{2}|xx)$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class HttpCheckError(JobError):
+    """The server answered, but not as expected (not retried)."""
+
+
+# --- parameter validation ----------------------------------------------------------------
+def _http_url(value: str) -> str:
+    value = value.strip()
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        # The URL is shown in results and messages; credentials belong in bearer_token.
+        raise ValueError("must not carry credentials; use bearer_token instead")
+    return value
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name, header_value in value.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError("header names must be HTTP tokens (letters, digits, '-', ...)")
+        if _CONTROL.search(header_value.replace("\t", " ")):
+            raise ValueError("header values must not contain line breaks or control characters")
+    return value
+
+
+def _token(value: str) -> str:
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("must not contain spaces, line breaks or control characters")
+    return value
+
+
+def _statuses(value: list[int | str]) -> list[str]:
+    entries = [str(item).strip().lower() for item in value]
+    if not all(_STATUS_ENTRY.match(entry) for entry in entries):
+        raise ValueError("each entry is a status code such as 204 or a class such as '2xx'")
+    return entries
+
+
+def _default_statuses() -> list[int | str]:
+    return ["2xx"]
+
+
+# --- the job -----------------------------------------------------------------------------
+@job(
+    "builtin.http_request",
+    title="HTTP request / health check",
+    retry=RetryPolicy(max_attempts=3),
+    soft_time_limit=330,
+    time_limit=360,
+)
+def http_request(
+    ctx: JobContext,
+    *,
+    url: Annotated[str, AfterValidator(_http_url), Param(help="http:// or https:// URL")],
+    method: Annotated[
+        Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        Param(help="HTTP method"),
+    ] = "GET",
+    headers: Annotated[
+        dict[str, str],
+        AfterValidator(_headers),
+        Param(
+            default_factory=dict,
+            help="extra request headers; shown in plain text, so put credentials in bearer_token",
+        ),
+    ],
+    body: Annotated[str, Param(help="request body, sent as UTF-8 (empty: none)")] = "",
+    expected_status: Annotated[
+        list[int | str],
+        AfterValidator(_statuses),
+        Param(
+            default_factory=_default_statuses,
+            min_length=1,
+            help="statuses that count as success: codes (200, 404) or classes ('2xx', '3xx')",
+        ),
+    ],
+    contains: Annotated[
+        str, Param(help="text the response body must contain (looked for in its first MiB)")
+    ] = "",
+    timeout: Annotated[
+        float,
+        Param(
+            ge=0.1,
+            le=300,
+            allow_inf_nan=False,
+            help="seconds (0.1 to 300) allowed for the response, connecting and reading "
+            "the body included",
+        ),
+    ] = 10.0,
+    follow_redirects: Annotated[
+        bool, Param(help=f"follow up to {MAX_REDIRECTS} redirects (else a 3xx is the answer)")
+    ] = True,
+    bearer_token: Annotated[
+        str,
+        AfterValidator(_token),
+        Param(secret=True, help="sent as 'Authorization: Bearer <token>'; never shown"),
+    ] = "",
+) -> dict[str, Any]:
+    """Send one HTTP request and check the answer.
+
+    Succeeds when the status is one of expected_status and, if contains is set, the body
+    contains it. Connection failures, timeouts, 5xx, 408 and 429 are transient and retried;
+    any other unexpected status fails at once. The result holds the status, the time taken,
+    the body size and the start of the body.
+    """
+    request_headers = _request_headers(headers, bearer_token)
+    started = time.monotonic()
+    try:
+        status, final_url, data, size, complete = _fetch(
+            method, url, request_headers, body, timeout, follow_redirects
+        )
+    except (HTTPError, OSError) as exc:
+        raise _transport_error(exc, method, url) from None
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    excerpt = _scrub(
+        data[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS], bearer_token
+    )
+    ctx.logger.info("%s %s -> %s in %d ms (%d bytes)", method, url, status, elapsed_ms, size)
+    _check_status(status, expected_status, method, url, excerpt)
+    if contains and contains.encode("utf-8") not in data:
+        raise HttpCheckError(
+            f"{method} {url}: HTTP {status}, but the body does not contain the expected text"
+        )
+    result: dict[str, Any] = {
+        "url": url,
+        "method": method,
+        "status": status,
+        "elapsed_ms": elapsed_ms,
+        "bytes": size,
+        "body_complete": complete,
+        "body_excerpt": excerpt,
+    }
+    if final_url != url:
+        result["final_url"] = final_url
+    return result
+
+
+# --- helpers -----------------------------------------------------------------------------
+def _request_headers(headers: dict[str, str], bearer_token: str) -> dict[str, str]:
+    out = dict(headers)
+    if not any(name.lower() == "user-agent" for name in out):
+        out["User-Agent"] = USER_AGENT
+    if bearer_token:
+        out = {k: v for k, v in out.items() if k.lower() != "authorization"}
+        out["Authorization"] = f"Bearer {bearer_token}"
+    return out
+
+
+def _fetch(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: str,
+    timeout: float,
+    follow_redirects: bool,
+) -> tuple[int, str, bytes, int, bool]:
+    """(status, final URL, first MAX_BODY_BYTES of the body, bytes read, whole body read)."""
+    deadline = time.monotonic() + timeout
+    # No retries here: the platform retries the whole job, with backoff.
+    retries: Retry | bool = (
+        Retry(
+            total=None,
+            connect=0,
+            read=0,
+            other=0,
+            status=0,
+            redirect=MAX_REDIRECTS,
+            raise_on_redirect=False,
+            raise_on_status=False,
+        )
+        if follow_redirects
+        else False
+    )
+    with urllib3.PoolManager() as pool:
+        response = pool.request(
+            method,
+            url,
+            headers=headers,
+            body=body.encode("utf-8") if body else None,
+            timeout=urllib3.Timeout(total=timeout),
+            retries=retries,
+            redirect=follow_redirects,
+            preload_content=False,
+        )
+        try:
+            data, size, complete = _read_body(response, deadline, timeout)
+        finally:
+            response.release_conn()
+        return response.status, _final_url(response, url), data, size, complete
+
+
+def _final_url(response: urllib3.BaseHTTPResponse, url: str) -> str:
+    history = response.retries.history if response.retries else ()
+    if not history or not history[-1].redirect_location:
+        return url
+    return urljoin(history[-1].url, history[-1].redirect_location)
+
+
+def _read_body(
+    response: urllib3.BaseHTTPResponse, deadline: float, timeout: float
+) -> tuple[bytes, int, bool]:
+    data = bytearray()
+    for chunk in response.stream(64 * 1024):
+        data += chunk
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the body took longer than {timeout:g}s to arrive")
+        if len(data) >= MAX_BODY_BYTES:
+            return bytes(data[:MAX_BODY_BYTES]), len(data), False
+    return bytes(data), len(data), True
+
+
+def _check_status(status: int, expected: list[str], method: str, url: str, excerpt: str) -> None:
+    if any(_status_matches(status, entry) for entry in expected):
+        return
+    message = f"{method} {url}: HTTP {status}, expected {', '.join(expected)}"
+    if excerpt.strip():
+        message += f"; body starts: {excerpt[:200]!r}"
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        raise RetryableError(message)
+    raise HttpCheckError(message)
+
+
+def _status_matches(status: int, entry: str) -> bool:
+    if entry.endswith("xx"):
+        return status // 100 == int(entry[0])
+    return status == int(entry)
+
+
+def _transport_error(exc: BaseException, method: str, url: str) -> Exception:
+    """The exception the job raises for a request that got no usable answer."""
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    where = f"{method} {url}"
+    # Checked first: both subclass ConnectTimeoutError.
+    if isinstance(exc, NameResolutionError):
+        return ConnectionError(f"{where}: cannot resolve the host name: {_cause(exc)}")
+    if isinstance(exc, NewConnectionError):
+        return ConnectionError(f"{where}: cannot connect: {_cause(exc)}")
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+        return TimeoutError(f"{where}: timed out: {_cause(exc)}")
+    if isinstance(exc, SSLError):
+        # A certificate problem does not heal by retrying a few seconds later.
+        return HttpCheckError(f"{where}: TLS error: {_cause(exc)}")
+    return ConnectionError(f"{where}: {type(exc).__name__}: {_cause(exc)}")
+
+
+def _cause(exc: BaseException) -> str:
+    """The most telling reason: the underlying OS error if there is one."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    text = str(exc)
+    # urllib3 prefixes some messages with the connection object's repr.
+    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, MASK) if secret else text
