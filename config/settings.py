@@ -173,6 +173,16 @@ JOBS_DEFAULT_SOFT_TIME_LIMIT = env_int("JOBS_DEFAULT_SOFT_TIME_LIMIT", 300)
 JOBS_DEFAULT_TIME_LIMIT = env_int("JOBS_DEFAULT_TIME_LIMIT", 360)
 JOBS_MAX_TIME_LIMIT = env_int("JOBS_MAX_TIME_LIMIT", 6 * 3600)
 
+# What runs around every catalog job on the worker (see jobs_catalog.middleware).
+JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
+
+# --- Scheduler ------------------------------------------------------------------------------
+# Seconds: occurrences of a plain django-celery-beat entry missed by longer than this (beat
+# down) are not run. Schedules set their own.
+SCHEDULER_CATCHUP_WINDOW = env_int("SCHEDULER_CATCHUP_WINDOW", 3600)
+# The time beat schedules by: "system", or "file:/path" (tests move time by writing the file).
+SCHEDULER_CLOCK = env_str("SCHEDULER_CLOCK", "system")
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = transport_options(

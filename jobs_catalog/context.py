@@ -20,6 +20,8 @@ class JobContext:
     max_attempts: int = 1
     run_id: int | None = None
     scheduled_for: datetime | None = None
+    #: The message headers (the scheduler's occurrence and schedule ids, ...).
+    headers: dict = field(default_factory=dict)
     logger: logging.Logger = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
@@ -37,6 +37,7 @@ def discover(
     registry: Registry = default_registry,
     *,
     builtin_modules: Iterable[str] = BUILTIN_MODULES,
+    app_configs: Iterable[AppConfig] | None = None,
     plugin_entry_points: Iterable[EntryPoint] | None = None,
 ) -> Registry:
     """Load every job source once per registry, in a fixed order (built-ins, apps in
@@ -47,7 +48,7 @@ def discover(
     registry.discovered = True
     for module in builtin_modules:
         load_module(registry, module, source="built-in")
-    for app_config in apps.get_app_configs():
+    for app_config in apps.get_app_configs() if app_configs is None else app_configs:
         if app_config.module is not None and module_has_submodule(app_config.module, "jobs"):
             load_module(registry, f"{app_config.name}.jobs", source=f"app {app_config.label}")
     if plugin_entry_points is None:

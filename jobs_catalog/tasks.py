@@ -5,6 +5,8 @@ Later layers (run history, retries) extend :class:`CatalogTask`; job authors nev
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
@@ -12,7 +14,10 @@ from django.conf import settings
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.definition import Job
+from jobs_catalog.middleware import Middleware, SkipRun, configured_middleware
 from jobs_catalog.registry import Registry
+
+logger = logging.getLogger(__name__)
 
 
 class CatalogTask(Task):
@@ -26,15 +31,49 @@ class CatalogTask(Task):
 
     def make_context(self) -> JobContext:
         request = self.request
+        headers = request.headers or {}
+        scheduled_for = _header(request, headers, "scheduled_for")
+        run_id = _header(request, headers, "occurrence_id")
         return JobContext(
             job=self.job.name,
-            trigger=request.get("trigger") or "celery",
+            trigger=_header(request, headers, "trigger") or "celery",
             attempt=(request.retries or 0) + 1,
             max_attempts=self.job.retry.max_attempts,
+            run_id=int(run_id) if run_id is not None else None,
+            scheduled_for=datetime.fromisoformat(scheduled_for) if scheduled_for else None,
+            headers=dict(headers),
         )
 
+    def middleware(self) -> tuple[Middleware, ...]:
+        return configured_middleware()
+
     def execute(self, params: dict[str, Any]) -> Any:
-        return self.job.call(params, self.make_context())
+        context = self.make_context()
+        entered: list[Middleware] = []
+        try:
+            for middleware in self.middleware():
+                middleware.before_run(self, context)
+                entered.append(middleware)
+        except SkipRun as skip:
+            logger.info("%s[%s] not run: %s", self.name, self.request.id, skip.reason)
+            for middleware in reversed(entered):
+                middleware.after_run(self, context, None, skip)
+            return None
+        try:
+            result = self.job.call(params, context)
+        except BaseException as exc:
+            for middleware in reversed(entered):
+                middleware.after_run(self, context, None, exc)
+            raise
+        for middleware in reversed(entered):
+            middleware.after_run(self, context, result, None)
+        return result
+
+
+def _header(request: Any, headers: dict[str, Any], name: str) -> Any:
+    # Celery (protocol 2) exposes custom headers both as request attributes and in headers.
+    value = request.get(name)
+    return value if value is not None else headers.get(name)
 
 
 def _run_job(task: CatalogTask, **params: Any) -> Any:

@@ -16,7 +16,9 @@ def catalog(monkeypatch, fresh_registry):
         EntryPoint(name=m, value=f"tests.fixtures.plugins.{m}", group=ENTRY_POINT_GROUP)
         for m in ("good", "broken")
     ]
-    registry = discover(fresh_registry, builtin_modules=(), plugin_entry_points=entry_points)
+    registry = discover(
+        fresh_registry, builtin_modules=(), app_configs=(), plugin_entry_points=entry_points
+    )
     monkeypatch.setattr("jobs_catalog.management.commands.jobs.registry", registry)
     return registry
 

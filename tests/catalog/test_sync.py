@@ -22,7 +22,7 @@ def load(registry: Registry, *modules: str) -> Registry:
         EntryPoint(name=m, value=f"tests.fixtures.plugins.{m}", group=ENTRY_POINT_GROUP)
         for m in modules
     ]
-    return discover(registry, builtin_modules=(), plugin_entry_points=entry_points)
+    return discover(registry, builtin_modules=(), app_configs=(), plugin_entry_points=entry_points)
 
 
 def test_migrate_mirrors_the_process_catalog():

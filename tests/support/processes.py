@@ -113,3 +113,33 @@ def celery_worker(
         yield worker
     finally:
         worker.stop()
+
+
+@contextmanager
+def celery_beat(
+    tmp_path: Path, env: dict[str, str], name: str = "beat", wait: bool = True
+) -> Iterator[Process]:
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "beat",
+        "-l",
+        "info",
+        "-S",
+        "scheduler.beat:DatabaseScheduler",
+        "--pidfile",
+        str(tmp_path / f"{name}.pid"),
+        "-s",
+        str(tmp_path / f"{name}-schedule"),
+    ]
+    beat = Process(args, env, tmp_path / f"{name}.log")
+    try:
+        if wait:
+            beat.wait_for_output("beat: Starting...", timeout=60)
+            beat.wait_for_output("entries updated at start", timeout=60)
+        yield beat
+    finally:
+        beat.stop()

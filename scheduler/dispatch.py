@@ -1,0 +1,386 @@
+"""Beat's work: claim due entries, commit their occurrences (the outbox), then publish.
+
+Exactly once per occurrence: an entry is claimed under a row lock (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, so several beats share the work), its occurrences are inserted under a unique
+(task, scheduled time) key and the entry moved on in the same transaction, and only then are
+messages published. A crash between commit and publish leaves occurrences ``pending``; the
+sweep publishes them again, and the worker drops a delivery of a run that already started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Min
+from django_celery_beat.models import PeriodicTask
+
+from scheduler import failpoints, misfire, overlap
+from scheduler.jitter import jitter_offset
+from scheduler.models import BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy, Schedule
+from scheduler.timing import Timing, UnsupportedSchedule, timing_of
+
+logger = logging.getLogger(__name__)
+
+#: Entries claimed per transaction.
+BATCH_SIZE = 1000
+#: Missed occurrences recorded per entry per pass, at most (the rest are counted in a note).
+MAX_RECORDED_MISSED = 100
+#: A pending occurrence older than this was left by a crash (or a slow beat): publish again.
+REPUBLISH_AFTER = timedelta(seconds=10)
+Status = Occurrence.Status
+
+
+@dataclass
+class Outgoing:
+    """One message to publish for a committed occurrence."""
+
+    occurrence_id: int
+    task_id: uuid.UUID
+    task_name: str
+    scheduled_for: datetime
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Planned:
+    """An occurrence decided on, not yet inserted."""
+
+    task: PeriodicTask
+    scheduled_for: datetime
+    status: str
+    trigger: str = Occurrence.Trigger.BEAT
+    note: str = ""
+    task_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+class Dispatcher:
+    def __init__(self, app: Celery, clock: Any):
+        self.app = app
+        self.clock = clock
+
+    # --- the beat pass ----------------------------------------------------------------
+    def run_due(self) -> int:
+        """Claim, commit and publish everything due now; returns messages published."""
+        sent = 0
+        while True:
+            outgoing, claimed = self._claim_batch(self.clock.now())
+            if outgoing:
+                failpoints.reach("after_commit")
+            sent += self.publish(outgoing)
+            if claimed < BATCH_SIZE:
+                return sent
+
+    def next_due(self) -> datetime | None:
+        return BeatEntry.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+
+    def _claim_batch(self, now: datetime) -> tuple[list[Outgoing], int]:
+        with transaction.atomic():
+            query = BeatEntry.objects.filter(due_at__lte=now).order_by("due_at")
+            if is_postgres():
+                query = query.select_for_update(skip_locked=True, of=("self",))
+            entries = list(query[:BATCH_SIZE])
+            if not entries:
+                return [], 0
+            tasks = PeriodicTask.objects.select_related(
+                "crontab", "interval", "clocked", "managed_schedule"
+            ).in_bulk([e.pk for e in entries])
+            planned: list[Planned] = []
+            fired: list[int] = []
+            finished_one_offs: list[int] = []
+            for entry in entries:
+                task = tasks.get(entry.pk)
+                if task is None:  # deleted since; the cascade will remove the entry
+                    entry.due_at = None
+                    continue
+                plans = self._advance(entry, task, now)
+                planned.extend(plans)
+                if any(p.status != Status.MISSED for p in plans):
+                    fired.append(task.pk)
+                    if task.one_off:
+                        finished_one_offs.append(task.pk)
+            BeatEntry.objects.bulk_update(
+                entries, ["next_fire_at", "due_at", "last_fire_at", "error"]
+            )
+            outgoing = self._insert(planned, now)
+            if fired:
+                PeriodicTask.objects.filter(pk__in=fired).update(
+                    last_run_at=now, total_run_count=F("total_run_count") + 1
+                )
+            if finished_one_offs:  # as the stock scheduler does: a one-off runs once
+                PeriodicTask.objects.filter(pk__in=finished_one_offs).update(enabled=False)
+        return outgoing, len(entries)
+
+    def _advance(self, entry: BeatEntry, task: PeriodicTask, now: datetime) -> list[Planned]:
+        """Decide the occurrences of one due entry and move it to its next fire time."""
+        try:
+            timing = timing_of(task)
+        except UnsupportedSchedule as exc:
+            entry.error, entry.due_at = str(exc), None
+            return []
+        schedule = _schedule_of(task)
+        window = timedelta(seconds=_catchup_window(schedule))
+        due = _due_times(timing, entry.next_fire_at, now, window)
+        entry.next_fire_at = timing.next_fire(now, anchor=due[-1] if due else entry.next_fire_at)
+        if task.one_off and due:
+            entry.next_fire_at = None
+        entry.due_at = _due_at(entry.next_fire_at, task, schedule)
+        if due:
+            entry.last_fire_at = due[-1]
+        catch_up = misfire.plan(
+            due,
+            now,
+            policy=schedule.misfire_policy if schedule else MisfirePolicy.RUN_ONCE,
+            window=window,
+            cap=schedule.max_catchup_runs if schedule else 1,
+        )
+        missed = catch_up.missed[-MAX_RECORDED_MISSED:]
+        plans = [
+            Planned(task, t, Status.MISSED, note="not run: beat was down or the schedule paused")
+            for t in missed
+        ]
+        plans += [Planned(task, t, Status.PENDING) for t in catch_up.run]
+        return plans
+
+    # --- run now / backfill ---------------------------------------------------------------
+    def enqueue(self, schedule: Schedule, times: list[datetime], trigger: str) -> list[Occurrence]:
+        task = schedule.periodic_task
+        with transaction.atomic():
+            Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
+            plans = [Planned(task, t, Status.PENDING, trigger=trigger) for t in times]
+            outgoing = self._insert(plans, self.clock.now())
+        self.publish(outgoing)
+        ids = [p.task_id for p in plans]
+        return list(Occurrence.objects.filter(task_id__in=ids).order_by("scheduled_for"))
+
+    # --- inserting, with the overlap policy ----------------------------------------------
+    def _insert(self, plans: list[Planned], now: datetime) -> list[Outgoing]:
+        if not plans:
+            return []
+        _apply_overlap(plans)
+        rows = [
+            Occurrence(
+                periodic_task=p.task,
+                schedule_id=_schedule_id(p.task),
+                task_name=p.task.task,
+                scheduled_for=p.scheduled_for,
+                trigger=p.trigger,
+                status=p.status,
+                note=p.note,
+                task_id=p.task_id,
+                created_at=now,
+            )
+            for p in plans
+        ]
+        # A (task, time) that already has an occurrence is left alone: exactly once.
+        Occurrence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        pending = {p.task_id: p for p in plans if p.status == Status.PENDING}
+        if not pending:
+            return []
+        inserted = Occurrence.objects.filter(task_id__in=list(pending)).values_list("id", "task_id")
+        return [outgoing_for(pending[tid].task, oid, tid, pending[tid]) for oid, tid in inserted]
+
+    # --- publishing -------------------------------------------------------------------------
+    def publish(self, outgoing: list[Outgoing]) -> int:
+        if not outgoing:
+            return 0
+        with self.app.producer_or_acquire() as producer:
+            for message in outgoing:
+                self.app.send_task(
+                    message.task_name,
+                    args=message.args,
+                    kwargs=message.kwargs,
+                    task_id=str(message.task_id),
+                    producer=producer,
+                    headers=message.headers,
+                    **message.options,
+                )
+        ids = [m.occurrence_id for m in outgoing]
+        now = self.clock.now()
+        Occurrence.objects.filter(pk__in=ids, status=Status.PENDING).update(
+            status=Status.QUEUED, published_at=now
+        )
+        Occurrence.objects.filter(pk__in=ids, published_at__isnull=True).update(published_at=now)
+        return len(outgoing)
+
+    # --- the sweep: crash recovery and buffered runs ----------------------------------------
+    def sweep(self, min_age: timedelta = REPUBLISH_AFTER) -> int:
+        """Publish occurrences a crash left committed but unpublished, and release buffered
+        runs whose schedule has nothing running any more."""
+        now = self.clock.now()
+        with transaction.atomic():
+            released = _release_buffered()
+            query = Occurrence.objects.filter(
+                status=Status.PENDING, created_at__lte=now - min_age
+            ).order_by("created_at")
+            if is_postgres():
+                query = query.select_for_update(skip_locked=True, of=("self",))
+            stale = list(
+                query.exclude(pk__in=released).select_related("periodic_task")[:BATCH_SIZE]
+            )
+            stale += Occurrence.objects.filter(pk__in=released).select_related("periodic_task")
+            # Re-stamp, so another beat's sweep does not publish them a second time.
+            Occurrence.objects.filter(pk__in=[o.pk for o in stale]).update(created_at=now)
+        outgoing = [
+            outgoing_for(o.periodic_task, o.pk, o.task_id, o)
+            for o in stale
+            if o.periodic_task is not None
+        ]
+        if outgoing:
+            logger.warning("republishing %d occurrence(s) left unpublished", len(outgoing))
+        return self.publish(outgoing)
+
+
+def outgoing_for(task: PeriodicTask, occurrence_id: int, task_id: uuid.UUID, o: Any) -> Outgoing:
+    """The message for an occurrence of ``task``, as the stock scheduler would send it, plus
+    the headers the worker uses to find the occurrence."""
+    options: dict[str, Any] = {}
+    for option in ("queue", "exchange", "routing_key", "priority"):
+        value = getattr(task, option)
+        if value is not None:
+            options[option] = value
+    if task.expire_seconds or task.expires:
+        options["expires"] = task.expire_seconds or task.expires
+    headers = json.loads(task.headers or "{}")
+    headers.update(
+        periodic_task_name=task.name,
+        occurrence_id=occurrence_id,
+        scheduled_for=o.scheduled_for.isoformat(),
+        trigger=o.trigger,
+    )
+    return Outgoing(
+        occurrence_id=occurrence_id,
+        task_id=task_id,
+        task_name=task.task,
+        scheduled_for=o.scheduled_for,
+        args=json.loads(task.args or "[]"),
+        kwargs=json.loads(task.kwargs or "{}"),
+        options=options,
+        headers=headers,
+    )
+
+
+def _due_times(
+    timing: Timing, first: datetime | None, now: datetime, window: timedelta
+) -> list[datetime]:
+    """Fire times from ``first`` up to ``now``; those older than the window are dropped
+    unseen, and at most the last thousand are kept."""
+    if first is None or first > now:
+        return []
+    t: datetime | None = first
+    if first < now - window:
+        t = timing.next_fire(now - window, anchor=first)
+    times: deque[datetime] = deque(maxlen=1000)
+    while t is not None and t <= now:
+        times.append(t)
+        t = timing.next_fire(t, anchor=t)
+    return list(times)
+
+
+def _schedule_of(task: PeriodicTask) -> Schedule | None:
+    try:
+        return task.managed_schedule
+    except Schedule.DoesNotExist:
+        return None
+
+
+def _schedule_id(task: PeriodicTask) -> int | None:
+    schedule = _schedule_of(task)
+    return schedule.pk if schedule else None
+
+
+def _catchup_window(schedule: Schedule | None) -> int:
+    if schedule is not None:
+        return schedule.catchup_window
+    return settings.SCHEDULER_CATCHUP_WINDOW
+
+
+def _due_at(
+    next_fire_at: datetime | None, task: PeriodicTask, schedule: Schedule | None
+) -> datetime | None:
+    if next_fire_at is None:
+        return None
+    if schedule is not None and schedule.jitter:
+        return next_fire_at + jitter_offset(schedule.pk, schedule.jitter)
+    return next_fire_at
+
+
+def _apply_overlap(plans: list[Planned]) -> None:
+    """Turn pending plans into buffered or skipped ones where the schedule's overlap policy
+    says so, counting what is already active in the database."""
+    guarded = {
+        s.pk: s
+        for p in plans
+        if (s := _schedule_of(p.task)) is not None and s.overlap_policy != OverlapPolicy.ALLOW
+    }
+    if not guarded:
+        return
+    active: dict[int, int] = dict.fromkeys(guarded, 0)
+    buffered: dict[int, int] = dict.fromkeys(guarded, 0)
+    rows = (
+        Occurrence.objects.filter(schedule_id__in=list(guarded), status__in=Occurrence.ACTIVE)
+        .values("schedule_id", "status")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        target = buffered if row["status"] == Status.BUFFERED else active
+        target[row["schedule_id"]] += row["n"]
+    for plan in sorted(plans, key=lambda p: p.scheduled_for):
+        schedule = _schedule_of(plan.task)
+        if plan.status != Status.PENDING or schedule is None or schedule.pk not in guarded:
+            continue
+        decision = overlap.decide(
+            schedule.overlap_policy, active[schedule.pk], buffered[schedule.pk]
+        )
+        if decision == overlap.Decision.PUBLISH:
+            active[schedule.pk] += 1
+        elif decision == overlap.Decision.BUFFER:
+            plan.status, plan.note = Status.BUFFERED, "waits for the run still going"
+            buffered[schedule.pk] += 1
+        else:
+            plan.status, plan.note = Status.SKIPPED, "skipped: a run was still going"
+
+
+def _release_buffered() -> list[int]:
+    """A buffered occurrence whose schedule has nothing queued or running becomes pending
+    (and is published by the sweep). The worker does this at once when a run ends; this
+    catches a worker that died before it could."""
+    busy = Occurrence.objects.filter(
+        status__in=[Status.PENDING, Status.QUEUED, Status.RUNNING]
+    ).values("schedule_id")
+    waiting = (
+        Occurrence.objects.filter(status=Status.BUFFERED)
+        .exclude(schedule_id__in=busy)
+        .values("schedule_id")
+        .annotate(first=Min("id"))
+    )
+    ids = [row["first"] for row in waiting]
+    if ids:
+        Occurrence.objects.filter(pk__in=ids, status=Status.BUFFERED).update(
+            status=Status.PENDING, note=""
+        )
+    return ids
+
+
+def enqueue(schedule: Schedule, times: list[datetime], trigger: str) -> list[Occurrence]:
+    """Queue occurrences of ``schedule`` at ``times`` now (run now, backfill)."""
+    from celery import current_app
+
+    from scheduler.clock import get_clock
+
+    return Dispatcher(current_app, get_clock()).enqueue(schedule, times, trigger)

@@ -1,0 +1,199 @@
+"""Schedules, the beat's index over every cron entry, occurrences, and the change journal."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from jobs_catalog.models import JobDefinition
+
+
+class OverlapPolicy(models.TextChoices):
+    ALLOW = "allow", "Allow: start every occurrence"
+    SKIP = "skip", "Skip while a run is still going"
+    BUFFER_ONE = "buffer_one", "Buffer one: at most one waits for the running one"
+
+
+class MisfirePolicy(models.TextChoices):
+    RUN_ONCE = "run_once", "Run once for all missed occurrences (within the catch-up window)"
+    SKIP = "skip", "Skip to the next occurrence"
+    RUN_ALL = "run_all", "Run each missed occurrence within the window (capped)"
+
+
+class Schedule(models.Model):
+    """A catalog job on a cron, with its parameters and policies. It owns a django-celery-beat
+    ``PeriodicTask`` + ``CrontabSchedule`` kept in step in the same transaction."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    job = models.ForeignKey(JobDefinition, on_delete=models.PROTECT, related_name="schedules")
+    params = models.JSONField(default=dict, blank=True)
+    cron = models.CharField(max_length=120, help_text="minute hour day-of-month month weekday")
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    pause_note = models.TextField(blank=True)
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
+    end_at = models.DateTimeField(null=True, blank=True, help_text="Not after this time.")
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW
+    )
+    misfire_policy = models.CharField(
+        max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE
+    )
+    catchup_window = models.PositiveIntegerField(
+        default=3600, help_text="Seconds: missed occurrences older than this are not run."
+    )
+    max_catchup_runs = models.PositiveIntegerField(
+        default=10, help_text="With 'run each missed occurrence': the most to run."
+    )
+    jitter = models.PositiveIntegerField(
+        default=0, help_text="Seconds: at most this much later, the same offset every time."
+    )
+    queue = models.CharField(max_length=200, blank=True, help_text="Overrides the job's queue.")
+    retry_max_attempts = models.PositiveSmallIntegerField(null=True, blank=True)
+    retry_backoff_base = models.FloatField(null=True, blank=True)
+    retry_backoff_cap = models.FloatField(null=True, blank=True)
+    periodic_task = models.OneToOneField(
+        PeriodicTask,
+        on_delete=models.CASCADE,
+        null=True,
+        editable=False,
+        related_name="managed_schedule",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("run_schedule", "Can run a schedule now or backfill it"),
+            ("pause_schedule", "Can pause and resume a schedule"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def is_active(self) -> bool:
+        return self.enabled and not self.is_paused
+
+
+class BeatEntry(models.Model):
+    """The beat's index over every ``PeriodicTask``: when it is next due. Found by an indexed
+    ``due_at``, so beat never scans all entries."""
+
+    periodic_task = models.OneToOneField(
+        PeriodicTask, on_delete=models.CASCADE, primary_key=True, related_name="beat_entry"
+    )
+    #: The next occurrence's scheduled time (what the run history calls "scheduled for").
+    next_fire_at = models.DateTimeField(null=True)
+    #: When beat should publish it: ``next_fire_at`` plus the schedule's jitter offset.
+    #: NULL while the entry is disabled, expired or finished.
+    due_at = models.DateTimeField(null=True)
+    last_fire_at = models.DateTimeField(null=True)
+    #: A digest of everything that shapes the timing; a change means "recompute".
+    signature = models.CharField(max_length=64, blank=True)
+    enabled = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "beat entries"
+        indexes = [
+            models.Index(fields=["due_at"], name="beatentry_due", condition=Q(due_at__isnull=False))
+        ]
+
+
+class Occurrence(models.Model):
+    """One occurrence of a periodic task: committed before it is published (an outbox), unique
+    per (task, scheduled time) so it runs exactly once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (committed, not yet published)"
+        QUEUED = "queued", "Queued"
+        BUFFERED = "buffered", "Buffered (waits for the running one)"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        MISSED = "missed", "Missed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        BEAT = "beat", "Beat"
+        MANUAL = "manual", "Run now"
+        BACKFILL = "backfill", "Backfill"
+
+    ACTIVE = (Status.PENDING, Status.QUEUED, Status.BUFFERED, Status.RUNNING)
+
+    periodic_task = models.ForeignKey(
+        PeriodicTask, on_delete=models.SET_NULL, null=True, related_name="occurrences"
+    )
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="occurrences"
+    )
+    task_name = models.CharField(max_length=200)
+    scheduled_for = models.DateTimeField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.BEAT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    note = models.TextField(blank=True)
+    task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    #: Set from the scheduler's clock (not auto_now), so injected time stays consistent.
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["periodic_task", "scheduled_for"], name="occurrence_once_per_time"
+            )
+        ]
+        indexes = [
+            # The outbox: committed but not yet published.
+            models.Index(
+                fields=["created_at"],
+                name="occurrence_unpublished",
+                condition=Q(status="pending"),
+            ),
+            # Overlap checks: a schedule's active occurrences.
+            models.Index(
+                fields=["schedule", "status"],
+                name="occurrence_active",
+                condition=Q(status__in=["pending", "queued", "buffered", "running"]),
+            ),
+            models.Index(fields=["schedule", "-scheduled_for"], name="occurrence_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S%z}"
+
+
+class BeatChange(models.Model):
+    """Change journal over django-celery-beat's tables, written by database triggers, so an
+    edit made anywhere (admin, ORM ``save``, ``QuerySet.update``, ``bulk_create``, raw SQL) is
+    seen by beat, which reads only what is new."""
+
+    source = models.CharField(max_length=16)  # task, crontab, interval, clocked, solar
+    row_id = models.BigIntegerField()
+    #: PostgreSQL transaction id, for reading in commit-safe order (see scheduler.changes).
+    xid = models.BigIntegerField(null=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["xid"], name="beatchange_xid")]

@@ -1,0 +1,72 @@
+"""What people do to schedules (the admin's actions call these; so can scripts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from scheduler import cron, dispatch
+from scheduler.models import Occurrence, Schedule
+from scheduler.periodic import save_schedule
+
+#: The most occurrences one backfill may create.
+MAX_BACKFILL = 500
+
+
+@transaction.atomic
+def pause(schedule: Schedule, user: AbstractBaseUser | None, note: str = "") -> Schedule:
+    schedule.paused_at = timezone.now()
+    schedule.paused_by = user if user is not None and user.is_authenticated else None
+    schedule.pause_note = note
+    return save_schedule(schedule, validate=False)
+
+
+@transaction.atomic
+def resume(schedule: Schedule) -> Schedule:
+    schedule.paused_at = None
+    schedule.paused_by = None
+    schedule.pause_note = ""
+    return save_schedule(schedule, validate=False)
+
+
+@transaction.atomic
+def duplicate(schedule: Schedule, name: str | None = None) -> Schedule:
+    """A disabled copy, so it does not start firing before someone looks at it."""
+    copy = Schedule.objects.get(pk=schedule.pk)
+    copy.pk = copy.periodic_task = None
+    copy.name = name or _free_name(f"{schedule.name} (copy)")
+    copy.enabled = False
+    copy.paused_at = copy.paused_by = None
+    copy.pause_note = ""
+    return save_schedule(copy, validate=False)
+
+
+def run_now(schedule: Schedule) -> Occurrence:
+    """Queue one run at once, outside the cron (the overlap policy still applies)."""
+    [occurrence] = dispatch.enqueue(schedule, [timezone.now()], Occurrence.Trigger.MANUAL)
+    return occurrence
+
+
+def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[Occurrence]:
+    """Queue the occurrences the cron had in (start, end], oldest first, at most
+    MAX_BACKFILL; times that already have an occurrence are left alone."""
+    if end <= start:
+        raise ValueError("The end of a backfill must be after its start.")
+    if end > timezone.now():
+        raise ValueError("A backfill covers the past only.")
+    times = cron.fire_times(schedule.cron, schedule.timezone, start, end, limit=MAX_BACKFILL + 1)
+    if len(times) > MAX_BACKFILL:
+        raise ValueError(
+            f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
+        )
+    return dispatch.enqueue(schedule, times, Occurrence.Trigger.BACKFILL)
+
+
+def _free_name(base: str) -> str:
+    name, n = base, 2
+    while Schedule.objects.filter(name=name).exists():
+        name, n = f"{base} {n}", n + 1
+    return name

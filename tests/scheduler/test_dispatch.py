@@ -1,0 +1,314 @@
+"""The beat pass on the real database and broker: exactly once, misfire and overlap
+policies, crash recovery, and every django-celery-beat schedule type."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from celery import current_app
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+
+from scheduler import services
+from scheduler.changes import ChangeFeed
+from scheduler.dispatch import Dispatcher
+from scheduler.entries import reconcile
+from scheduler.models import BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy
+from tests.scheduler.conftest import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Occurrence.Status
+T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def dispatcher(clock):
+    return Dispatcher(current_app, clock)
+
+
+def at(minute: int, second: int = 0) -> datetime:
+    return datetime(2026, 6, 1, 12, minute, second, tzinfo=UTC)
+
+
+def statuses(schedule) -> list[tuple[str, str]]:
+    return [
+        (o.scheduled_for.strftime("%H:%M"), o.status)
+        for o in Occurrence.objects.filter(schedule=schedule).order_by("scheduled_for")
+    ]
+
+
+def test_an_occurrence_is_committed_then_published_once(
+    clock, dispatcher, make_schedule, queue_name
+):
+    schedule = make_schedule()
+    reconcile(clock.now())
+    entry = BeatEntry.objects.get(pk=schedule.periodic_task_id)
+    assert entry.next_fire_at == at(1) and entry.due_at == at(1)
+    assert dispatcher.run_due() == 0  # nothing due at 12:00:30
+    clock.set(at(1, 0))
+    assert dispatcher.run_due() == 1
+    assert dispatcher.run_due() == 0  # the same instant again: nothing twice
+    [occurrence] = Occurrence.objects.filter(schedule=schedule)
+    assert occurrence.status == Status.QUEUED and occurrence.scheduled_for == at(1)
+    assert occurrence.published_at == at(1) and occurrence.trigger == "beat"
+    [(headers, kwargs)] = drain(queue_name)
+    assert kwargs == schedule.params
+    assert headers["occurrence_id"] == occurrence.pk and headers["schedule_id"] == schedule.pk
+    assert headers["id"] == str(occurrence.task_id)
+    entry.refresh_from_db()
+    assert entry.next_fire_at == at(2) and entry.last_fire_at == at(1)
+
+
+def test_a_crash_between_commit_and_publish_loses_and_duplicates_nothing(
+    clock, dispatcher, make_schedule, queue_name, monkeypatch
+):
+    schedule = make_schedule()
+    reconcile(clock.now())
+    clock.set(at(1))
+
+    def crash(outgoing):
+        raise SystemExit("killed after commit")
+
+    monkeypatch.setattr(dispatcher, "publish", crash)
+    with pytest.raises(SystemExit):
+        dispatcher.run_due()
+    monkeypatch.undo()
+    [occurrence] = Occurrence.objects.filter(schedule=schedule)
+    assert occurrence.status == Status.PENDING and occurrence.published_at is None
+    assert drain(queue_name, timeout=0.5) == []
+    # A restarted beat publishes what was committed, once.
+    restarted = Dispatcher(current_app, clock)
+    assert restarted.run_due() == 0  # the entry already moved on: not claimed again
+    assert restarted.sweep(min_age=timedelta(0)) == 1
+    assert restarted.sweep(min_age=timedelta(0)) == 0
+    [(headers, _)] = drain(queue_name)
+    assert headers["occurrence_id"] == occurrence.pk
+    occurrence.refresh_from_db()
+    assert occurrence.status == Status.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("policy", "cap", "expected_runs", "expected_missed"),
+    [
+        (MisfirePolicy.RUN_ONCE, 10, ["12:10"], 9),
+        (MisfirePolicy.SKIP, 10, ["12:10"], 9),
+        (MisfirePolicy.RUN_ALL, 3, ["12:08", "12:09", "12:10"], 7),
+    ],
+)
+def test_misfire_policies_after_beat_downtime(
+    clock, dispatcher, make_schedule, queue_name, policy, cap, expected_runs, expected_missed
+):
+    schedule = make_schedule(misfire_policy=policy, max_catchup_runs=cap)
+    reconcile(clock.now())
+    clock.set(at(10, 5))  # beat was down from 12:00:30 to 12:10:05
+    dispatcher.run_due()
+    runs = [t for t, s in statuses(schedule) if s == Status.QUEUED]
+    missed = [t for t, s in statuses(schedule) if s == Status.MISSED]
+    assert runs == expected_runs and len(missed) == expected_missed
+    assert len(drain(queue_name)) == len(expected_runs)
+    assert BeatEntry.objects.get(pk=schedule.periodic_task_id).next_fire_at == at(11)
+
+
+def test_skip_policy_records_a_late_lone_occurrence_as_missed(
+    clock, dispatcher, make_schedule, queue_name
+):
+    schedule = make_schedule(cron="0 * * * *", misfire_policy=MisfirePolicy.SKIP)
+    reconcile(clock.now())
+    clock.set(datetime(2026, 6, 1, 13, 20, tzinfo=UTC))
+    dispatcher.run_due()
+    assert statuses(schedule) == [("13:00", Status.MISSED)]
+    assert drain(queue_name, timeout=0.5) == []
+
+
+def test_occurrences_older_than_the_catchup_window_are_not_run(
+    clock, dispatcher, make_schedule, queue_name
+):
+    schedule = make_schedule(catchup_window=120)
+    reconcile(clock.now())
+    clock.set(at(30, 1))
+    dispatcher.run_due()
+    assert [t for t, s in statuses(schedule)] == ["12:29", "12:30"]
+    assert dict(statuses(schedule))["12:30"] == Status.QUEUED
+
+
+def test_pause_then_resume_applies_the_misfire_policy(clock, dispatcher, make_schedule, queue_name):
+    schedule = make_schedule()
+    reconcile(clock.now())
+    feed = ChangeFeed()
+    feed.start()
+    services.pause(schedule, None, note="maintenance")
+    reconcile(clock.now(), feed.poll())
+    assert BeatEntry.objects.get(pk=schedule.periodic_task_id).due_at is None
+    clock.set(at(5, 10))
+    assert dispatcher.run_due() == 0  # paused: nothing
+    services.resume(schedule)
+    reconcile(clock.now(), feed.poll())
+    dispatcher.run_due()
+    assert statuses(schedule)[-1] == ("12:05", Status.QUEUED)
+    assert [s for _, s in statuses(schedule)].count(Status.MISSED) == 4
+
+
+def test_overlap_skip_records_the_skipped_occurrence(clock, dispatcher, make_schedule, queue_name):
+    schedule = make_schedule(overlap_policy=OverlapPolicy.SKIP)
+    reconcile(clock.now())
+    clock.set(at(1))
+    dispatcher.run_due()
+    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    clock.set(at(2))
+    dispatcher.run_due()
+    assert statuses(schedule) == [("12:01", Status.RUNNING), ("12:02", Status.SKIPPED)]
+    assert len(drain(queue_name)) == 1
+
+
+def test_overlap_buffer_one_keeps_at_most_one_waiting(clock, dispatcher, make_schedule, queue_name):
+    schedule = make_schedule(overlap_policy=OverlapPolicy.BUFFER_ONE)
+    reconcile(clock.now())
+    clock.set(at(1))
+    dispatcher.run_due()
+    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    for minute in (2, 3):
+        clock.set(at(minute))
+        dispatcher.run_due()
+    assert statuses(schedule) == [
+        ("12:01", Status.RUNNING),
+        ("12:02", Status.BUFFERED),
+        ("12:03", Status.SKIPPED),
+    ]
+    # The running one ends (its worker died, say): the sweep releases the buffered one.
+    Occurrence.objects.filter(status=Status.RUNNING).update(status=Status.SUCCEEDED)
+    assert dispatcher.sweep() == 1
+    assert dict(statuses(schedule))["12:02"] == Status.QUEUED
+    assert len(drain(queue_name)) == 2
+
+
+def test_changes_are_seen_through_the_journal(clock, dispatcher, make_schedule, queue_name):
+    schedule = make_schedule()
+    reconcile(clock.now())
+    feed = ChangeFeed()
+    feed.start()
+    assert feed.poll() == set()
+    # The contract of django-celery-beat: QuerySet.update() on the crontab is seen too.
+    CrontabSchedule.objects.filter(pk=schedule.periodic_task.crontab_id).update(minute="30")
+    changed = feed.poll()
+    assert changed == {schedule.periodic_task_id}
+    reconcile(clock.now(), changed)
+    assert BeatEntry.objects.get(pk=schedule.periodic_task_id).next_fire_at == at(30)
+    # Bookkeeping columns do not wake beat.
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(total_run_count=5)
+    assert feed.poll() == set()
+
+
+def test_an_arguments_edit_keeps_the_pending_occurrence(clock, make_schedule):
+    schedule = make_schedule()
+    reconcile(clock.now())
+    clock.set(at(3))  # overdue (beat down); an edit must not silently drop 12:01..12:03
+    feed = ChangeFeed()
+    feed.start()
+    schedule.params = {"url": "http://127.0.0.1:9/other"}
+    from scheduler.periodic import save_schedule
+
+    save_schedule(schedule)
+    reconcile(clock.now(), feed.poll())
+    assert BeatEntry.objects.get(pk=schedule.periodic_task_id).next_fire_at == at(1)
+
+
+def plain_task(name: str, queue: str, **schedule) -> PeriodicTask:
+    return PeriodicTask.objects.create(
+        name=name,
+        task="builtin.http_request",
+        queue=queue,
+        kwargs=json.dumps({"url": "http://127.0.0.1:9/"}),
+        **schedule,
+    )
+
+
+def test_plain_interval_task_runs_every_period(clock, dispatcher, queue_name):
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    task = plain_task("interval", queue_name, interval=every)
+    reconcile(clock.now())
+    assert BeatEntry.objects.get(pk=task.pk).next_fire_at == T0 + timedelta(seconds=30)
+    clock.advance(seconds=95)
+    dispatcher.run_due()
+    # 12:01:00, 12:01:30, 12:02:00 were due; run once for them all (the default policy).
+    occurrences = Occurrence.objects.filter(periodic_task=task)
+    assert sorted(o.status for o in occurrences) == ["missed", "missed", "queued"]
+    assert BeatEntry.objects.get(pk=task.pk).next_fire_at == T0 + timedelta(seconds=120)
+    assert len(drain(queue_name)) == 1
+
+
+def test_plain_clocked_one_off_runs_once_then_is_disabled(clock, dispatcher, queue_name):
+    when = ClockedSchedule.objects.create(clocked_time=at(5))
+    task = plain_task("clocked", queue_name, clocked=when, one_off=True)
+    reconcile(clock.now())
+    clock.set(at(5, 1))
+    assert dispatcher.run_due() == 1
+    clock.set(at(50))
+    assert dispatcher.run_due() == 0
+    task.refresh_from_db()
+    assert not task.enabled and task.total_run_count == 1
+    assert len(drain(queue_name)) == 1
+
+
+def test_plain_crontab_honours_start_time_and_expires(clock, dispatcher, queue_name):
+    cron = CrontabSchedule.objects.create(minute="*", timezone="UTC")
+    task = plain_task("window", queue_name, crontab=cron, start_time=at(3), expires=at(4, 30))
+    reconcile(clock.now())
+    assert BeatEntry.objects.get(pk=task.pk).next_fire_at == at(3)
+    for minute in range(1, 7):
+        clock.set(at(minute))
+        dispatcher.run_due()
+    times = sorted(o.scheduled_for for o in Occurrence.objects.filter(periodic_task=task))
+    assert times == [at(3), at(4)]
+    assert BeatEntry.objects.get(pk=task.pk).due_at is None
+
+
+def test_solar_is_refused_with_a_clear_message(clock, dispatcher, queue_name, caplog):
+    sun = SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
+    task = plain_task("solar", queue_name, solar=sun)
+    reconcile(clock.now())
+    entry = BeatEntry.objects.get(pk=task.pk)
+    assert entry.due_at is None and "solar schedules are not supported" in entry.error
+    assert "solar schedules are not supported" in caplog.text
+
+
+def test_disabled_plain_task_is_not_run(clock, dispatcher, queue_name):
+    cron = CrontabSchedule.objects.create(minute="*", timezone="UTC")
+    task = plain_task("off", queue_name, crontab=cron, enabled=False)
+    reconcile(clock.now())
+    clock.set(at(5))
+    assert dispatcher.run_due() == 0
+    assert not Occurrence.objects.filter(periodic_task=task).exists()
+
+
+def test_jitter_is_stable_per_schedule(clock, make_schedule):
+    schedule = make_schedule(jitter=30)
+    reconcile(clock.now())
+    entry = BeatEntry.objects.get(pk=schedule.periodic_task_id)
+    offset = entry.due_at - entry.next_fire_at
+    assert timedelta(0) <= offset < timedelta(seconds=30)
+    from scheduler.jitter import jitter_offset
+
+    assert offset == jitter_offset(schedule.pk, 30)
+
+
+def test_run_now_and_backfill(clock, make_schedule, queue_name, monkeypatch):
+    schedule = make_schedule(cron="*/15 * * * *")
+    monkeypatch.setattr("scheduler.dispatch.get_clock", lambda: clock, raising=False)
+    occurrence = services.run_now(schedule)
+    assert occurrence.trigger == "manual" and occurrence.status == Status.QUEUED
+    start = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+    made = services.backfill(schedule, start, start + timedelta(hours=1))
+    assert [o.scheduled_for.minute for o in made] == [15, 30, 45, 0]
+    assert {o.trigger for o in made} == {"backfill"}
+    # Times that already have an occurrence are left alone: nothing twice.
+    assert services.backfill(schedule, start, start + timedelta(hours=1)) == []
+    assert len(drain(queue_name)) == 5
+    with pytest.raises(ValueError, match="more than 500"):
+        services.backfill(schedule, start - timedelta(days=30), start)

@@ -1,0 +1,11 @@
+"""The test process's settings: the platform's, plus an app whose jobs the tests run.
+
+Child processes (workers, beats) get the same app through EXTRA_INSTALLED_APPS.
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import INSTALLED_APPS
+
+SAMPLE_APP = "tests.fixtures.sample_app"
+if SAMPLE_APP not in INSTALLED_APPS:
+    INSTALLED_APPS = [*INSTALLED_APPS, SAMPLE_APP]
