@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.errors import JobDefinitionError
@@ -84,7 +85,8 @@ class Job:
         return self.params_model.model_json_schema()
 
     def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params() if not p.required}
+        """Default values, JSON-ready (an Enum default becomes its value)."""
+        return {p.name: to_jsonable_python(p.default) for p in self.params() if not p.required}
 
     def validate(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Validated parameters as JSON-ready values, for storing and sending.

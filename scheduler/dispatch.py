@@ -360,8 +360,9 @@ def _release_buffered() -> list[int]:
     """A buffered occurrence whose schedule has nothing queued or running becomes pending
     (and is published by the sweep). The worker does this at once when a run ends; this
     catches a worker that died before it could."""
+    # schedule_id IS NOT NULL: a NULL in a NOT IN list would exclude every row.
     busy = Occurrence.objects.filter(
-        status__in=[Status.PENDING, Status.QUEUED, Status.RUNNING]
+        status__in=[Status.PENDING, Status.QUEUED, Status.RUNNING], schedule_id__isnull=False
     ).values("schedule_id")
     waiting = (
         Occurrence.objects.filter(status=Status.BUFFERED)

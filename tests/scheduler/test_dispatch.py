@@ -312,3 +312,60 @@ def test_run_now_and_backfill(clock, make_schedule, queue_name, monkeypatch):
     assert len(drain(queue_name)) == 5
     with pytest.raises(ValueError, match="more than 500"):
         services.backfill(schedule, start - timedelta(days=30), start)
+
+
+def test_buffered_release_is_not_blocked_by_plain_task_occurrences(
+    clock, dispatcher, make_schedule, queue_name
+):
+    cron = CrontabSchedule.objects.create(minute="*", timezone="UTC")
+    plain_task("plain", queue_name, crontab=cron)
+    schedule = make_schedule(overlap_policy=OverlapPolicy.BUFFER_ONE)
+    reconcile(clock.now())
+    clock.set(at(1))
+    dispatcher.run_due()  # the plain task's occurrence stays queued (no schedule)
+    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    clock.set(at(2))
+    dispatcher.run_due()
+    Occurrence.objects.filter(schedule=schedule, status=Status.RUNNING).update(
+        status=Status.SUCCEEDED
+    )
+    assert dispatcher.sweep() == 1
+    assert dict(statuses(schedule))["12:02"] == Status.QUEUED
+
+
+def test_beat_follows_the_dst_rules_of_the_schedule_zone(clock, dispatcher, make_schedule):
+    """Berlin, spring 2026-03-29 (02:00 -> 03:00) and autumn 2026-10-25 (03:00 -> 02:00)."""
+    fixed = make_schedule("fixed", cron="30 2 * * *", timezone="Europe/Berlin")
+    hourly = make_schedule("hourly", cron="0 * * * *", timezone="Europe/Berlin")
+
+    def run_day(start: datetime, hours: int) -> None:
+        clock.set(start)
+        reconcile(clock.now())
+        for step in range(hours * 4 + 1):  # every quarter hour, like a beat waking up
+            clock.set(start + timedelta(minutes=15 * step))
+            dispatcher.run_due()
+
+    def fired(schedule, day_start: datetime, day_end: datetime) -> list[datetime]:
+        return list(
+            Occurrence.objects.filter(
+                schedule=schedule, scheduled_for__gte=day_start, scheduled_for__lt=day_end
+            )
+            .order_by("scheduled_for")
+            .values_list("scheduled_for", flat=True)
+        )
+
+    spring = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)  # 00:00 CET on the short day
+    run_day(spring - timedelta(minutes=5), 24)
+    # 02:30 does not exist: it fires once, at the jump (03:00 CEST = 01:00 UTC).
+    assert fired(fixed, spring, spring + timedelta(hours=23)) == [
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    ]
+    assert len(fired(hourly, spring, spring + timedelta(hours=23))) == 23
+
+    autumn = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # 00:00 CEST on the long day
+    run_day(autumn - timedelta(minutes=5), 26)
+    # 02:30 happens twice: it fires once, at the first (02:30 CEST = 00:30 UTC).
+    assert fired(fixed, autumn, autumn + timedelta(hours=25)) == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    ]
+    assert len(fired(hourly, autumn, autumn + timedelta(hours=25))) == 25
