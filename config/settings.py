@@ -222,9 +222,8 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # Route each catalog job to the queue it declares.
 CELERY_TASK_ROUTES = ("jobs_catalog.routing.route_job",)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = env_str(
-    "CELERY_BEAT_SCHEDULER", "django_celery_beat.schedulers:DatabaseScheduler"
-)
+# Our indexed, exactly-once scheduler; django-celery-beat's stock one still works here.
+CELERY_BEAT_SCHEDULER = env_str("CELERY_BEAT_SCHEDULER", "scheduler.beat:DatabaseScheduler")
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Logging ------------------------------------------------------------------------------

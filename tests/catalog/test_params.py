@@ -149,3 +149,11 @@ def test_errors_survive_pickling_across_processes(report_job):
     assert str(copy) == str(caught.value) and copy.by_field() == caught.value.by_field()
     unknown = pickle.loads(pickle.dumps(UnknownJobError("a.b", ["c.d"])))
     assert str(unknown) == "unknown job 'a.b'; known jobs: c.d"
+
+
+def test_defaults_are_json_ready(report_job):
+    import json
+
+    defaults = report_job.defaults()
+    assert defaults["level"] == "low"
+    assert json.loads(json.dumps(defaults)) == defaults
