@@ -12,8 +12,21 @@ from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
 
 
+class ReadOnlyAdminMixin:
+    """For records the platform writes and people only read."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(JobDefinition)
-class JobDefinitionAdmin(admin.ModelAdmin):
+class JobDefinitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "title", "queue", "source", "available", "last_seen")
     list_filter = ("available", "queue")
     search_fields = ("name", "title", "description", "module")
@@ -35,15 +48,6 @@ class JobDefinitionAdmin(admin.ModelAdmin):
         "changed_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         # Broken plugins have no row to show, so they are announced on the list itself.

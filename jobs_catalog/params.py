@@ -144,7 +144,7 @@ def describe_params(model: type[BaseModel]) -> list[ParamInfo]:
     secrets = secret_fields(model)
     out = []
     for name, info in model.model_fields.items():
-        choices = _choices(info.annotation)
+        choices = choices_of(info.annotation)
         required = info.is_required()
         default = None if required else info.get_default(call_default_factory=True)
         out.append(
@@ -161,7 +161,8 @@ def describe_params(model: type[BaseModel]) -> list[ParamInfo]:
     return out
 
 
-def _choices(annotation: Any) -> tuple[Any, ...] | None:
+def choices_of(annotation: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal`` or ``Enum`` annotation, else None."""
     if typing.get_origin(annotation) is typing.Literal:
         return typing.get_args(annotation)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):

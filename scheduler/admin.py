@@ -35,6 +35,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from jobs_catalog.admin import ReadOnlyAdminMixin
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.params import MASK
 from jobs_catalog.registry import registry
@@ -727,7 +728,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 # --- occurrences (read-only; the run history admin builds on it) ---------------------------
 @admin.register(Occurrence)
-class OccurrenceAdmin(admin.ModelAdmin):
+class OccurrenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "scheduled_for_column",
         "schedule",
@@ -790,15 +791,6 @@ class OccurrenceAdmin(admin.ModelAdmin):
         local, scheduled = timezone.localtime(moment), timezone.localtime(obj.scheduled_for)
         shown = f"{local:%H:%M:%S}" if local.date() == scheduled.date() else compact_time(moment)
         return format_html('<span title="{}">{}</span>', compact_time(moment), shown)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- django-celery-beat's admin: superusers only --------------------------------------------

@@ -43,7 +43,7 @@ from django.utils.html import escape
 
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
-from jobs_catalog.params import ParamInfo
+from jobs_catalog.params import ParamInfo, choices_of
 from jobs_catalog.registry import registry
 from scheduler import cron
 from scheduler.models import Schedule
@@ -124,17 +124,9 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _choices_of(annotation: Any) -> tuple[Any, ...] | None:
-    if typing.get_origin(annotation) is typing.Literal:
-        return typing.get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return tuple(member.value for member in annotation)
-    return None
-
-
 def _is_scalar(annotation: Any) -> bool:
     annotation = _strip_annotated(annotation)
-    if _choices_of(annotation) is not None:
+    if choices_of(annotation) is not None:
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return all(_is_scalar(arg) for arg in typing.get_args(annotation))
@@ -144,7 +136,7 @@ def _is_scalar(annotation: Any) -> bool:
 def classify(annotation: Any) -> tuple[Kind, bool, bool]:
     """(kind, accepts None, list items split on commas) for a parameter's annotation."""
     annotation, nullable = _unwrap_optional(annotation)
-    if _choices_of(annotation) is not None:
+    if choices_of(annotation) is not None:
         return Kind.CHOICE, nullable, False
     if annotation is bool:
         return Kind.BOOLEAN, nullable, False
@@ -175,7 +167,7 @@ def param_specs(job: Job) -> list[ParamSpec]:
         choices = ()
         if kind is Kind.CHOICE:
             annotation = _unwrap_optional(fields[info.name].annotation)[0]
-            choices = _choices_of(annotation) or ()
+            choices = choices_of(annotation) or ()
         specs.append(
             ParamSpec(
                 info=info,
@@ -197,14 +189,25 @@ def _property_schema(prop: Mapping[str, Any]) -> Mapping[str, Any]:
     return prop
 
 
-class LinesField(forms.CharField):
-    """A list, one item per line (and, with ``split_commas``, also separated by commas)."""
+class _TextCollectionField(forms.CharField):
+    """A collection typed as lines in a textarea; empty means an empty collection."""
 
-    widget = forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"})
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return self.to_python(self.prepare_value(initial)) != self.to_python(data)
+        except ValidationError:
+            return True
+
+
+class LinesField(_TextCollectionField):
+    """A list, one item per line (and, with ``split_commas``, also separated by commas)."""
 
     def __init__(self, *, split_commas: bool = False, **kwargs: Any):
         self.split_commas = split_commas
-        kwargs.setdefault("strip", False)
         super().__init__(**kwargs)
 
     def prepare_value(self, value: Any) -> Any:
@@ -219,18 +222,8 @@ class LinesField(forms.CharField):
             lines = [part for line in lines for part in line.split(",")]
         return [item.strip() for item in lines if item.strip()]
 
-    def validate(self, value: list[str]) -> None:
-        if self.required and not value:
-            raise ValidationError(self.error_messages["required"], code="required")
 
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        try:
-            return self.to_python(self.prepare_value(initial)) != self.to_python(data)
-        except ValidationError:
-            return True
-
-
-class KeyValueField(forms.CharField):
+class KeyValueField(_TextCollectionField):
     """A mapping of text keys, one ``key: value`` per line."""
 
     widget = forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"})
@@ -266,16 +259,6 @@ class KeyValueField(forms.CharField):
                 )
             out[key] = item.strip()
         return out
-
-    def validate(self, value: dict[str, str]) -> None:
-        if self.required and not value:
-            raise ValidationError(self.error_messages["required"], code="required")
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        try:
-            return self.to_python(self.prepare_value(initial)) != self.to_python(data)
-        except ValidationError:
-            return True
 
 
 class SecretField(forms.CharField):

@@ -2,30 +2,33 @@
 
     manage.py demo [--base-url http://127.0.0.1:8000] [--username admin]
 
-Safe to run again: the superuser is created once (its password is printed that one time
-only), and each demo schedule is created or brought up to date by its name. An admin's
-choice to pause a demo schedule is kept.
+Each demo is a :class:`~scheduler.models.Schedule`, so it owns a django-celery-beat
+``PeriodicTask`` + ``CrontabSchedule`` (its time zone included) like any schedule made in the
+admin. Safe to run again: the superuser is created once (its password is printed that one
+time only), and each demo schedule is created or brought up to date by its name; an admin's
+choice to disable or pause one is kept.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs_catalog.errors import ParameterError, UnknownJobError
+from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
+from scheduler.models import Schedule
+from scheduler.periodic import save_schedule
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_USERNAME = "admin"
@@ -141,31 +144,48 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(f"Skipped demo {demo.name!r}: {exc}"))
             return
 
-        crontab = _crontab(demo.cron)
-        wanted = {
-            "task": job.name,
-            "crontab": crontab,
-            "interval": None,
-            "solar": None,
-            "clocked": None,
-            "kwargs": json.dumps(kwargs, sort_keys=True),
-            "description": demo.description,
-        }
-        task = PeriodicTask.objects.filter(name=demo.name).first()
-        if task is None:
-            PeriodicTask.objects.create(name=demo.name, enabled=True, **wanted)
-            self.stdout.write(
-                f"Created demo schedule {demo.name!r} ({demo.cron} {crontab.timezone})."
+        definition = JobDefinition.objects.filter(name=job.name, available=True).first()
+        if definition is None:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Skipped demo {demo.name!r}: job {job.name!r} is not in the database "
+                    "mirror yet (run: python manage.py jobs sync)."
+                )
             )
             return
-        changed = [field for field, value in wanted.items() if getattr(task, field) != value]
-        if not changed:
-            self.stdout.write(f"Demo schedule {demo.name!r} is up to date.")
-            return
+
+        wanted = {
+            "job": definition,
+            "params": kwargs,
+            "cron": demo.cron,
+            "timezone": settings.TIME_ZONE,
+            "description": demo.description,
+        }
+        schedule = Schedule.objects.filter(name=demo.name).first()
+        created = schedule is None
+        if created:
+            schedule = Schedule(name=demo.name)
+            changed = list(wanted)
+        else:
+            changed = [
+                field for field, value in wanted.items() if getattr(schedule, field) != value
+            ]
+            if not changed and schedule.periodic_task_id is not None:
+                self.stdout.write(f"Demo schedule {demo.name!r} is up to date.")
+                return
         for field in changed:
-            setattr(task, field, wanted[field])
-        task.save()
-        self.stdout.write(f"Updated demo schedule {demo.name!r} ({', '.join(changed)}).")
+            setattr(schedule, field, wanted[field])
+        try:
+            save_schedule(schedule)
+        except ValidationError as exc:
+            self.stderr.write(self.style.WARNING(f"Skipped demo {demo.name!r}: {exc}"))
+            return
+        if created:
+            self.stdout.write(
+                f"Created demo schedule {demo.name!r} ({demo.cron}, {schedule.timezone})."
+            )
+        else:
+            self.stdout.write(f"Updated demo schedule {demo.name!r} ({', '.join(changed)}).")
 
 
 def demos(base_url: str, files_dir: Path) -> list[Demo]:
@@ -201,20 +221,6 @@ def demos(base_url: str, files_dir: Path) -> list[Demo]:
             description="Daily at 03:30, removes expired login sessions.",
         ),
     ]
-
-
-def _crontab(expression: str) -> CrontabSchedule:
-    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
-    fields = {
-        "minute": minute,
-        "hour": hour,
-        "day_of_month": day_of_month,
-        "month_of_year": month_of_year,
-        "day_of_week": day_of_week,
-        "timezone": ZoneInfo(settings.TIME_ZONE),
-    }
-    crontab = CrontabSchedule.objects.filter(**fields).order_by("pk").first()
-    return crontab or CrontabSchedule.objects.create(**fields)
 
 
 def _inside_file_roots(directory: Path) -> bool:
