@@ -39,7 +39,7 @@ def broker(request, tmp_path, monkeypatch):
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     data_dir = tmp_path / "data"
     options = transport_options(url, data_dir, max_time_limit=3600)
-    client = Celery("test-client", broker=url)
+    client = Celery("test-client", broker=url, set_as_current=False)
     client.conf.broker_transport_options = options
     client.conf.task_serializer = "json"
     env = child_env(
