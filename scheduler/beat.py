@@ -123,6 +123,8 @@ class DatabaseScheduler(Scheduler):
         """Nothing to sync: every decision is committed as it is taken."""
 
     def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         if self.feed is not None:
             self.feed.close()
         if self.lock is not None:

@@ -13,14 +13,15 @@ import json
 import logging
 import uuid
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, F, Min
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Case, Count, F, Min, Value, When
 from django_celery_beat.models import PeriodicTask
 
 from scheduler import failpoints, misfire, overlap
@@ -73,18 +74,41 @@ class Dispatcher:
     def __init__(self, app: Celery, clock: Any):
         self.app = app
         self.clock = clock
+        self._pool: ThreadPoolExecutor | None = None
 
     # --- the beat pass ----------------------------------------------------------------
     def run_due(self) -> int:
-        """Claim, commit and publish everything due now; returns messages published."""
+        """Claim, commit and publish everything due now; returns messages published.
+
+        Batch N is published on a second thread while batch N+1 is claimed: the database
+        round trips of one overlap the broker round trips of the other."""
         sent = 0
+        publishing: Future[int] | None = None
         while True:
             outgoing, claimed = self._claim_batch(self.clock.now())
             if outgoing:
                 failpoints.reach("after_commit")
-            sent += self.publish(outgoing)
+            if publishing is not None:
+                sent += publishing.result()
+            publishing = self._publisher().submit(self._publish_on_thread, outgoing)
             if claimed < BATCH_SIZE:
-                return sent
+                return sent + publishing.result()
+
+    def _publisher(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat-publish")
+        return self._pool
+
+    def _publish_on_thread(self, outgoing: list[Outgoing]) -> int:
+        try:
+            return self.publish(outgoing)
+        finally:
+            close_old_connections()  # the thread's own connection: recycle when stale
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def next_due(self) -> datetime | None:
         return BeatEntry.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
@@ -114,9 +138,7 @@ class Dispatcher:
                     fired.append(task.pk)
                     if task.one_off:
                         finished_one_offs.append(task.pk)
-            BeatEntry.objects.bulk_update(
-                entries, ["next_fire_at", "due_at", "last_fire_at", "error"]
-            )
+            _save_positions(entries)
             outgoing = self._insert(planned, now)
             if fired:
                 PeriodicTask.objects.filter(pk__in=fired).update(
@@ -210,12 +232,15 @@ class Dispatcher:
                     headers=message.headers,
                     **message.options,
                 )
-        ids = [m.occurrence_id for m in outgoing]
-        now = self.clock.now()
-        Occurrence.objects.filter(pk__in=ids, status=Status.PENDING).update(
-            status=Status.QUEUED, published_at=now
+        # One statement; a run the worker already started keeps its status.
+        Occurrence.objects.filter(
+            pk__in=[m.occurrence_id for m in outgoing], published_at__isnull=True
+        ).update(
+            published_at=self.clock.now(),
+            status=Case(
+                When(status=Status.PENDING, then=Value(Status.QUEUED)), default=F("status")
+            ),
         )
-        Occurrence.objects.filter(pk__in=ids, published_at__isnull=True).update(published_at=now)
         return len(outgoing)
 
     # --- the sweep: crash recovery and buffered runs ----------------------------------------
@@ -244,6 +269,22 @@ class Dispatcher:
         if outgoing:
             logger.warning("republishing %d occurrence(s) left unpublished", len(outgoing))
         return self.publish(outgoing)
+
+
+def _save_positions(entries: list[BeatEntry]) -> None:
+    """Write the entries' new positions. Plain parameterised UPDATEs (pipelined by psycopg):
+    Django's bulk_update builds a CASE expression per row, several times slower here."""
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [
+        (adapt(e.next_fire_at), adapt(e.due_at), adapt(e.last_fire_at), e.error, e.pk)
+        for e in entries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE scheduler_beatentry SET next_fire_at = %s, due_at = %s, "
+            "last_fire_at = %s, error = %s WHERE periodic_task_id = %s",
+            rows,
+        )
 
 
 def outgoing_for(task: PeriodicTask, occurrence_id: int, task_id: uuid.UUID, o: Any) -> Outgoing:
