@@ -51,6 +51,10 @@ class ChangeFeed:
         reconcile, so nothing that changes during it is lost."""
         if self.postgres:
             self._xmin = self._snapshot_xmin()
+            # What is visible now is covered by the full reconcile that follows start();
+            # only rows committed from here on are news.
+            visible = BeatChange.objects.filter(xid__gte=self._xmin).values_list("id", "xid")
+            self._seen = dict(visible)
             self._listen()
         else:
             self._last_id = (

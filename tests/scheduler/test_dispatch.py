@@ -20,7 +20,7 @@ from scheduler import services
 from scheduler.changes import ChangeFeed
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
-from scheduler.models import BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy
+from scheduler.models import BeatChange, BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -200,8 +200,10 @@ def test_changes_are_seen_through_the_journal(clock, dispatcher, make_schedule, 
     assert changed == {schedule.periodic_task_id}
     reconcile(clock.now(), changed)
     assert BeatEntry.objects.get(pk=schedule.periodic_task_id).next_fire_at == at(30)
-    # Bookkeeping columns do not wake beat.
+    # Bookkeeping columns do not wake beat: they are not even journaled.
+    journaled = BeatChange.objects.count()
     PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(total_run_count=5)
+    assert BeatChange.objects.count() == journaled
     assert feed.poll() == set()
 
 
