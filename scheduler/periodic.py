@@ -57,7 +57,10 @@ def save_schedule(schedule: Schedule, *, validate: bool = True) -> Schedule:
         clean_schedule(schedule)
     expression = cron.parse(schedule.cron)
     task = schedule.periodic_task or PeriodicTask()
-    crontab = task.crontab if task.pk and task.crontab_id else CrontabSchedule()
+    # The zone is given at construction: django-celery-beat's default scans every zone.
+    crontab = (
+        task.crontab if task.pk and task.crontab_id else CrontabSchedule(timezone=schedule.timezone)
+    )
     crontab.minute, crontab.hour = expression.minute, expression.hour
     crontab.day_of_month, crontab.month_of_year = expression.day_of_month, expression.month
     crontab.day_of_week = expression.day_of_week
