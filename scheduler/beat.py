@@ -9,6 +9,7 @@ publishing it, and may run several times at once on PostgreSQL.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class DatabaseScheduler(Scheduler):
         if changed:
             reconcile(self.clock.now(), changed)
         self.dispatcher.run_due()
-        monotonic = self._monotonic()
+        monotonic = time.monotonic()
         if monotonic >= self._next_sweep:
             self.dispatcher.sweep()
             self._next_sweep = monotonic + SWEEP_EVERY
@@ -108,12 +109,6 @@ class DatabaseScheduler(Scheduler):
             return limit
         return max(0.0, min(limit, (next_due - self.clock.now()).total_seconds()))
 
-    @staticmethod
-    def _monotonic() -> float:
-        import time
-
-        return time.monotonic()
-
     # --- what celery beat asks of a scheduler ------------------------------------------------
     @property
     def schedule(self) -> dict:
@@ -123,8 +118,6 @@ class DatabaseScheduler(Scheduler):
         """Nothing to sync: every decision is committed as it is taken."""
 
     def close(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.close()
         if self.feed is not None:
             self.feed.close()
         if self.lock is not None:

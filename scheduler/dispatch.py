@@ -13,14 +13,13 @@ import json
 import logging
 import uuid
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, F, Min, Value, When
 from django_celery_beat.models import PeriodicTask
 
@@ -74,41 +73,18 @@ class Dispatcher:
     def __init__(self, app: Celery, clock: Any):
         self.app = app
         self.clock = clock
-        self._pool: ThreadPoolExecutor | None = None
 
     # --- the beat pass ----------------------------------------------------------------
     def run_due(self) -> int:
-        """Claim, commit and publish everything due now; returns messages published.
-
-        Batch N is published on a second thread while batch N+1 is claimed: the database
-        round trips of one overlap the broker round trips of the other."""
+        """Claim, commit and publish everything due now; returns messages published."""
         sent = 0
-        publishing: Future[int] | None = None
         while True:
             outgoing, claimed = self._claim_batch(self.clock.now())
             if outgoing:
                 failpoints.reach("after_commit")
-            if publishing is not None:
-                sent += publishing.result()
-            publishing = self._publisher().submit(self._publish_on_thread, outgoing)
+            sent += self.publish(outgoing)
             if claimed < BATCH_SIZE:
-                return sent + publishing.result()
-
-    def _publisher(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beat-publish")
-        return self._pool
-
-    def _publish_on_thread(self, outgoing: list[Outgoing]) -> int:
-        try:
-            return self.publish(outgoing)
-        finally:
-            close_old_connections()  # the thread's own connection: recycle when stale
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+                return sent
 
     def next_due(self) -> datetime | None:
         return BeatEntry.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
@@ -138,7 +114,7 @@ class Dispatcher:
                     fired.append(task.pk)
                     if task.one_off:
                         finished_one_offs.append(task.pk)
-            _save_positions(entries)
+            save_entry_fields(entries, ("next_fire_at", "due_at", "last_fire_at", "error"))
             outgoing = self._insert(planned, now)
             if fired:
                 PeriodicTask.objects.filter(pk__in=fired).update(
@@ -271,19 +247,20 @@ class Dispatcher:
         return self.publish(outgoing)
 
 
-def _save_positions(entries: list[BeatEntry]) -> None:
-    """Write the entries' new positions. Plain parameterised UPDATEs (pipelined by psycopg):
+def save_entry_fields(entries: list[BeatEntry], fields: tuple[str, ...]) -> None:
+    """Write ``fields`` of ``entries`` with plain parameterised UPDATEs (pipelined by psycopg):
     Django's bulk_update builds a CASE expression per row, several times slower here."""
+    if not entries:
+        return
     adapt = connection.ops.adapt_datetimefield_value
     rows = [
-        (adapt(e.next_fire_at), adapt(e.due_at), adapt(e.last_fire_at), e.error, e.pk)
+        [adapt(v) if isinstance(v := getattr(e, name), datetime) else v for name in fields] + [e.pk]
         for e in entries
     ]
+    assignments = ", ".join(f"{name} = %s" for name in fields)
     with connection.cursor() as cursor:
         cursor.executemany(
-            "UPDATE scheduler_beatentry SET next_fire_at = %s, due_at = %s, "
-            "last_fire_at = %s, error = %s WHERE periodic_task_id = %s",
-            rows,
+            f"UPDATE scheduler_beatentry SET {assignments} WHERE periodic_task_id = %s", rows
         )
 
 

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
-from scheduler.dispatch import _due_at, _schedule_of
+from scheduler.dispatch import _due_at, _schedule_of, save_entry_fields
 from scheduler.models import BeatEntry
 from scheduler.timing import UnsupportedSchedule, timing_of
 
@@ -60,26 +60,8 @@ def _reconcile_chunk(now: datetime, ids: list[int]) -> int:
             if _refresh(entry, task, now, fresh):
                 (to_create if fresh else to_update).append(entry)
         BeatEntry.objects.bulk_create(to_create, ignore_conflicts=True)
-        _save_entries(to_update)
+        save_entry_fields(to_update, ("next_fire_at", "due_at", "signature", "enabled", "error"))
     return len(to_create) + len(to_update)
-
-
-def _save_entries(entries: list[BeatEntry]) -> None:
-    """Plain parameterised UPDATEs: bulk_update's CASE expressions cost seconds per
-    thousand rows, and beat's loop waits for them."""
-    adapt = connection.ops.adapt_datetimefield_value
-    rows = [
-        (adapt(e.next_fire_at), adapt(e.due_at), e.signature, e.enabled, e.error, e.pk)
-        for e in entries
-    ]
-    if not rows:
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "UPDATE scheduler_beatentry SET next_fire_at = %s, due_at = %s, signature = %s, "
-            "enabled = %s, error = %s WHERE periodic_task_id = %s",
-            rows,
-        )
 
 
 def _refresh(entry: BeatEntry, task: PeriodicTask, now: datetime, fresh: bool) -> bool:
