@@ -50,7 +50,7 @@ from scheduler.forms import (
     schedule_form_class,
     zone_or_utc,
 )
-from scheduler.models import Occurrence, Schedule
+from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def status_label(status: str | None) -> str:
     if not status:
         return NONE
     try:
-        return str(Occurrence.Status(status).label).split(" (")[0]
+        return str(JobRun.Status(status).label).split(" (")[0]
     except ValueError:
         return status
 
@@ -143,14 +143,14 @@ class LastOutcomeFilter(admin.SimpleListFilter):
     NEVER = "never"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        statuses = [(s.value, status_label(s.value)) for s in Occurrence.Status]
+        statuses = [(s.value, status_label(s.value)) for s in JobRun.Status]
         return [*statuses, (self.NEVER, "Never run")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if value == self.NEVER:
             return queryset.filter(last_run_status__isnull=True)
-        if value in Occurrence.Status.values:
+        if value in JobRun.Status.values:
             return queryset.filter(last_run_status=value)
         return queryset
 
@@ -209,7 +209,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     # --- the list ---------------------------------------------------------------------------
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        latest = Occurrence.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for")
+        latest = JobRun.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for")
         return (
             super()
             .get_queryset(request)
@@ -414,7 +414,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 "Active; next run {}.", format_moment(self.next_fire(obj), obj.timezone)
             )
         last_at = getattr(obj, "last_run_at", None)
-        history = reverse(f"{self.admin_site.name}:scheduler_occurrence_changelist")
+        history = reverse(f"{self.admin_site.name}:scheduler_jobrun_changelist")
         last = (
             format_html(
                 '{} {} &nbsp;<a href="{}?{}">all runs</a>',
@@ -652,7 +652,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def _do_run(self, request: HttpRequest, queryset: QuerySet, form: None) -> None:
         def act(schedule: Schedule) -> str | None:
             occurrence = services.run_now(schedule)
-            if occurrence.status in (Occurrence.Status.SKIPPED, Occurrence.Status.CANCELLED):
+            if occurrence.status in (JobRun.Status.SKIPPED, JobRun.Status.CANCELLED):
                 self.message_user(
                     request,
                     f"{schedule.name}: not run ({status_label(occurrence.status).lower()}"
@@ -727,7 +727,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 # --- occurrences (read-only; the run history admin builds on it) ---------------------------
-@admin.register(Occurrence)
+@admin.register(JobRun)
 class OccurrenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "scheduled_for_column",
@@ -763,28 +763,28 @@ class OccurrenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         css = {"all": ("scheduler/admin.css",)}
 
     @admin.display(description="status", ordering="status")
-    def status_column(self, obj: Occurrence) -> str:
+    def status_column(self, obj: JobRun) -> str:
         return status_badge(obj.status)
 
     @admin.display(description="scheduled for", ordering="scheduled_for")
-    def scheduled_for_column(self, obj: Occurrence) -> str:
+    def scheduled_for_column(self, obj: JobRun) -> str:
         when = compact_time(obj.scheduled_for)
         return format_html('<span class="scheduler-nowrap">{}</span>', when)
 
     @admin.display(description="published", ordering="published_at")
-    def published(self, obj: Occurrence) -> str:
+    def published(self, obj: JobRun) -> str:
         return self._later(obj, obj.published_at)
 
     @admin.display(description="started", ordering="started_at")
-    def started(self, obj: Occurrence) -> str:
+    def started(self, obj: JobRun) -> str:
         return self._later(obj, obj.started_at)
 
     @admin.display(description="finished", ordering="finished_at")
-    def finished(self, obj: Occurrence) -> str:
+    def finished(self, obj: JobRun) -> str:
         return self._later(obj, obj.finished_at)
 
     @staticmethod
-    def _later(obj: Occurrence, moment: datetime | None) -> str:
+    def _later(obj: JobRun, moment: datetime | None) -> str:
         """A time after the scheduled one: the clock time only when on the same day."""
         if moment is None:
             return NONE

@@ -25,7 +25,7 @@ from django_celery_beat.models import PeriodicTask
 
 from scheduler import failpoints, misfire, overlap
 from scheduler.jitter import jitter_offset
-from scheduler.models import BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy, Schedule
+from scheduler.models import BeatEntry, JobRun, MisfirePolicy, OverlapPolicy, Schedule
 from scheduler.timing import Timing, UnsupportedSchedule, timing_of
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ BATCH_SIZE = 1000
 MAX_RECORDED_MISSED = 100
 #: A pending occurrence older than this was left by a crash (or a slow beat): publish again.
 REPUBLISH_AFTER = timedelta(seconds=10)
-Status = Occurrence.Status
+Status = JobRun.Status
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Planned:
     task: PeriodicTask
     scheduled_for: datetime
     status: str
-    trigger: str = Occurrence.Trigger.BEAT
+    trigger: str = JobRun.Trigger.BEAT
     note: str = ""
     task_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -156,7 +156,7 @@ class Dispatcher:
         return plans
 
     # --- run now / backfill ---------------------------------------------------------------
-    def enqueue(self, schedule: Schedule, times: list[datetime], trigger: str) -> list[Occurrence]:
+    def enqueue(self, schedule: Schedule, times: list[datetime], trigger: str) -> list[JobRun]:
         task = schedule.periodic_task
         with transaction.atomic():
             Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
@@ -164,7 +164,7 @@ class Dispatcher:
             outgoing = self._insert(plans, self.clock.now())
         self.publish(outgoing)
         ids = [p.task_id for p in plans]
-        return list(Occurrence.objects.filter(task_id__in=ids).order_by("scheduled_for"))
+        return list(JobRun.objects.filter(task_id__in=ids).order_by("scheduled_for"))
 
     # --- inserting, with the overlap policy ----------------------------------------------
     def _insert(self, plans: list[Planned], now: datetime) -> list[Outgoing]:
@@ -172,7 +172,7 @@ class Dispatcher:
             return []
         _apply_overlap(plans)
         rows = [
-            Occurrence(
+            JobRun(
                 periodic_task=p.task,
                 schedule_id=_schedule_id(p.task),
                 task_name=p.task.task,
@@ -186,11 +186,11 @@ class Dispatcher:
             for p in plans
         ]
         # A (task, time) that already has an occurrence is left alone: exactly once.
-        Occurrence.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        JobRun.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
         pending = {p.task_id: p for p in plans if p.status == Status.PENDING}
         if not pending:
             return []
-        inserted = Occurrence.objects.filter(task_id__in=list(pending)).values_list("id", "task_id")
+        inserted = JobRun.objects.filter(task_id__in=list(pending)).values_list("id", "task_id")
         return [outgoing_for(pending[tid].task, oid, tid, pending[tid]) for oid, tid in inserted]
 
     # --- publishing -------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class Dispatcher:
                     **message.options,
                 )
         # One statement; a run the worker already started keeps its status.
-        Occurrence.objects.filter(
+        JobRun.objects.filter(
             pk__in=[m.occurrence_id for m in outgoing], published_at__isnull=True
         ).update(
             published_at=self.clock.now(),
@@ -226,7 +226,7 @@ class Dispatcher:
         now = self.clock.now()
         with transaction.atomic():
             released = _release_buffered()
-            query = Occurrence.objects.filter(
+            query = JobRun.objects.filter(
                 status=Status.PENDING, created_at__lte=now - min_age
             ).order_by("created_at")
             if is_postgres():
@@ -234,9 +234,9 @@ class Dispatcher:
             stale = list(
                 query.exclude(pk__in=released).select_related("periodic_task")[:BATCH_SIZE]
             )
-            stale += Occurrence.objects.filter(pk__in=released).select_related("periodic_task")
+            stale += JobRun.objects.filter(pk__in=released).select_related("periodic_task")
             # Re-stamp, so another beat's sweep does not publish them a second time.
-            Occurrence.objects.filter(pk__in=[o.pk for o in stale]).update(created_at=now)
+            JobRun.objects.filter(pk__in=[o.pk for o in stale]).update(created_at=now)
         outgoing = [
             outgoing_for(o.periodic_task, o.pk, o.task_id, o)
             for o in stale
@@ -351,7 +351,7 @@ def _apply_overlap(plans: list[Planned]) -> None:
     active: dict[int, int] = dict.fromkeys(guarded, 0)
     buffered: dict[int, int] = dict.fromkeys(guarded, 0)
     rows = (
-        Occurrence.objects.filter(schedule_id__in=list(guarded), status__in=Occurrence.ACTIVE)
+        JobRun.objects.filter(schedule_id__in=list(guarded), status__in=JobRun.ACTIVE)
         .values("schedule_id", "status")
         .annotate(n=Count("id"))
     )
@@ -379,24 +379,24 @@ def _release_buffered() -> list[int]:
     (and is published by the sweep). The worker does this at once when a run ends; this
     catches a worker that died before it could."""
     # schedule_id IS NOT NULL: a NULL in a NOT IN list would exclude every row.
-    busy = Occurrence.objects.filter(
+    busy = JobRun.objects.filter(
         status__in=[Status.PENDING, Status.QUEUED, Status.RUNNING], schedule_id__isnull=False
     ).values("schedule_id")
     waiting = (
-        Occurrence.objects.filter(status=Status.BUFFERED)
+        JobRun.objects.filter(status=Status.BUFFERED)
         .exclude(schedule_id__in=busy)
         .values("schedule_id")
         .annotate(first=Min("id"))
     )
     ids = [row["first"] for row in waiting]
     if ids:
-        Occurrence.objects.filter(pk__in=ids, status=Status.BUFFERED).update(
+        JobRun.objects.filter(pk__in=ids, status=Status.BUFFERED).update(
             status=Status.PENDING, note=""
         )
     return ids
 
 
-def enqueue(schedule: Schedule, times: list[datetime], trigger: str) -> list[Occurrence]:
+def enqueue(schedule: Schedule, times: list[datetime], trigger: str) -> list[JobRun]:
     """Queue occurrences of ``schedule`` at ``times`` now (run now, backfill)."""
     from celery import current_app
 

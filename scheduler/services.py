@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scheduler import cron, dispatch
-from scheduler.models import Occurrence, Schedule
+from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
 
 #: The most occurrences one backfill may create.
@@ -44,13 +44,13 @@ def duplicate(schedule: Schedule, name: str | None = None) -> Schedule:
     return save_schedule(copy, validate=False)
 
 
-def run_now(schedule: Schedule) -> Occurrence:
+def run_now(schedule: Schedule) -> JobRun:
     """Queue one run at once, outside the cron (the overlap policy still applies)."""
-    [occurrence] = dispatch.enqueue(schedule, [timezone.now()], Occurrence.Trigger.MANUAL)
+    [occurrence] = dispatch.enqueue(schedule, [timezone.now()], JobRun.Trigger.MANUAL)
     return occurrence
 
 
-def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[Occurrence]:
+def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[JobRun]:
     """Queue the occurrences the cron had in (start, end], oldest first, at most
     MAX_BACKFILL; times that already have an occurrence are left alone."""
     if end <= start:
@@ -62,7 +62,7 @@ def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[Occurre
         raise ValueError(
             f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
         )
-    return dispatch.enqueue(schedule, times, Occurrence.Trigger.BACKFILL)
+    return dispatch.enqueue(schedule, times, JobRun.Trigger.BACKFILL)
 
 
 def _free_name(base: str) -> str:

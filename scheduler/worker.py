@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.middleware import Middleware, SkipRun
-from scheduler.models import Occurrence, OverlapPolicy, Schedule
+from scheduler.models import JobRun, OverlapPolicy, Schedule
 
 logger = logging.getLogger(__name__)
-Status = Occurrence.Status
+Status = JobRun.Status
 
 
 class OccurrenceMiddleware(Middleware):
@@ -40,7 +40,7 @@ class OccurrenceMiddleware(Middleware):
             return
         status = Status.SUCCEEDED if exc is None else Status.FAILED
         note = "" if exc is None else f"{type(exc).__name__}: {exc}"[:2000]
-        Occurrence.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
+        JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
             status=status, finished_at=timezone.now(), note=note
         )
         release_buffered(context.run_id)
@@ -49,7 +49,7 @@ class OccurrenceMiddleware(Middleware):
 def _start(occurrence_id: int) -> str | None:
     """Mark the occurrence running, or say why it must not run."""
     occurrence = (
-        Occurrence.objects.select_for_update(of=("self",))
+        JobRun.objects.select_for_update(of=("self",))
         .filter(pk=occurrence_id)
         .select_related("schedule")
         .first()
@@ -61,7 +61,7 @@ def _start(occurrence_id: int) -> str | None:
     schedule = occurrence.schedule
     if schedule is not None and schedule.overlap_policy != OverlapPolicy.ALLOW:
         Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
-        others = Occurrence.objects.filter(schedule=schedule).exclude(pk=occurrence.pk)
+        others = JobRun.objects.filter(schedule=schedule).exclude(pk=occurrence.pk)
         if others.filter(status=Status.RUNNING).exists():
             buffered = others.filter(status=Status.BUFFERED).exists()
             if schedule.overlap_policy == OverlapPolicy.BUFFER_ONE and not buffered:
@@ -82,12 +82,12 @@ def release_buffered(finished_id: int) -> None:
 
     with transaction.atomic():
         schedule_id = (
-            Occurrence.objects.filter(pk=finished_id).values_list("schedule_id", flat=True).first()
+            JobRun.objects.filter(pk=finished_id).values_list("schedule_id", flat=True).first()
         )
         if schedule_id is None:
             return
         waiting = (
-            Occurrence.objects.select_for_update(of=("self",))
+            JobRun.objects.select_for_update(of=("self",))
             .filter(schedule_id=schedule_id, status=Status.BUFFERED)
             .select_related("periodic_task")
             .order_by("scheduled_for")

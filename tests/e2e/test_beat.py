@@ -13,12 +13,12 @@ import pytest
 from django.db import connection
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy, Schedule
+from scheduler.models import BeatEntry, JobRun, MisfirePolicy, OverlapPolicy, Schedule
 from scheduler.periodic import save_schedule
 from tests.support.processes import celery_beat, celery_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-Status = Occurrence.Status
+Status = JobRun.Status
 START = datetime(2026, 6, 1, 12, 0, 57, tzinfo=UTC)  # three seconds before 12:01
 
 
@@ -42,8 +42,8 @@ def lines(path: Path) -> list[str]:
 
 def settled(expected: int) -> bool:
     """At least ``expected`` occurrences exist and none is still active."""
-    query = Occurrence.objects.all()
-    active = query.filter(status__in=Occurrence.ACTIVE).exists()
+    query = JobRun.objects.all()
+    active = query.filter(status__in=JobRun.ACTIVE).exists()
     done = not active and query.count() >= expected
     if not done:
         settled.last = sorted(query.values_list("task_name", "scheduled_for", "status"))[-5:]
@@ -59,7 +59,7 @@ def test_an_occurrence_runs_once(platform):
             platform.set_time(minute(1, 58))
             wait_for(lambda: len(lines(marker)) >= 2, 30, "the 12:02 run")
             wait_for(lambda: settled(2), 20, "both occurrences to finish")
-    occurrences = list(Occurrence.objects.filter(schedule=schedule).order_by("scheduled_for"))
+    occurrences = list(JobRun.objects.filter(schedule=schedule).order_by("scheduled_for"))
     assert [(o.scheduled_for, o.status) for o in occurrences] == [
         (minute(1), Status.SUCCEEDED),
         (minute(2), Status.SUCCEEDED),
@@ -86,8 +86,8 @@ def test_two_beats_together_produce_no_duplicate(platform):
                     raise AssertionError(f"{exc}: {getattr(settled, 'last', None)}") from None
                 platform.set_time(minute(m, 59))
     assert {len(lines(marker)) for _, marker in schedules} == {5}
-    assert Occurrence.objects.count() == 200
-    assert set(Occurrence.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
+    assert JobRun.objects.count() == 200
+    assert set(JobRun.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
 
 
 def test_beat_killed_between_commit_and_publish_loses_and_duplicates_nothing(platform):
@@ -99,7 +99,7 @@ def test_beat_killed_between_commit_and_publish_loses_and_duplicates_nothing(pla
             wait_for((platform.tmp_path / "hit").exists, 30, "beat to reach the failpoint")
             os.killpg(doomed.popen.pid, signal.SIGKILL)
             doomed.popen.wait(10)
-        [occurrence] = Occurrence.objects.filter(schedule=schedule)
+        [occurrence] = JobRun.objects.filter(schedule=schedule)
         assert occurrence.status == Status.PENDING and occurrence.published_at is None
         assert lines(marker) == []
         with celery_beat(platform.tmp_path, platform.env, name="survivor") as survivor:
@@ -126,7 +126,7 @@ def test_misfire_after_a_beat_outage(platform):
             wait_for(lambda: settled(3 + 3 * 7), 30, "the catch-up")
 
     def summary(schedule):
-        rows = Occurrence.objects.filter(schedule=schedule).order_by("scheduled_for")
+        rows = JobRun.objects.filter(schedule=schedule).order_by("scheduled_for")
         return [(o.scheduled_for.minute, o.status) for o in rows]
 
     missed, ok = Status.MISSED, Status.SUCCEEDED
@@ -157,28 +157,28 @@ def test_overlap_policies_with_a_slow_job(platform):
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue, concurrency=2):
         with celery_beat(platform.tmp_path, platform.env):
             wait_for(
-                lambda: Occurrence.objects.filter(status=Status.RUNNING).count() == 2,
+                lambda: JobRun.objects.filter(status=Status.RUNNING).count() == 2,
                 30,
                 "both 12:01 runs to start",
             )
             for m in (2, 3):  # two more occurrences while the first runs
                 platform.set_time(minute(m, 0))
                 wait_for(
-                    lambda m=m: Occurrence.objects.filter(scheduled_for=minute(m)).count() == 2,
+                    lambda m=m: JobRun.objects.filter(scheduled_for=minute(m)).count() == 2,
                     20,
                     f"the 12:0{m} occurrences",
                 )
             wait_for(lambda: settled(6), 40, "everything to finish")
 
     def summary(schedule):
-        rows = Occurrence.objects.filter(schedule=schedule).order_by("scheduled_for")
+        rows = JobRun.objects.filter(schedule=schedule).order_by("scheduled_for")
         return [(o.scheduled_for.minute, o.status) for o in rows]
 
     ok = Status.SUCCEEDED
     assert summary(skip) == [(1, ok), (2, Status.SKIPPED), (3, Status.SKIPPED)]
     # Buffer one: 12:02 waits and runs after 12:01 ends; 12:03 finds one waiting: skipped.
     assert summary(buffer) == [(1, ok), (2, ok), (3, Status.SKIPPED)]
-    first, second = Occurrence.objects.filter(schedule=buffer, status=ok).order_by("scheduled_for")
+    first, second = JobRun.objects.filter(schedule=buffer, status=ok).order_by("scheduled_for")
     assert second.started_at >= first.finished_at
 
 
@@ -193,7 +193,7 @@ def test_an_admin_edit_takes_effect_within_a_second(platform):
             save_schedule(schedule)
             wait_for(lambda: entry.filter(next_fire_at=minute(1)).exists(), 1.0, "the edit")
             wait_for(lambda: len(lines(marker)) >= 1, 10, "the edited schedule to fire")
-    assert Occurrence.objects.get(schedule=schedule).scheduled_for == minute(1)
+    assert JobRun.objects.get(schedule=schedule).scheduled_for == minute(1)
 
 
 def test_on_sqlite_a_second_beat_waits_for_the_first(platform):

@@ -20,7 +20,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from jobs_catalog.models import JobDefinition
 from scheduler import cron
 from scheduler.admin import ScheduleAdmin
-from scheduler.models import BeatEntry, Occurrence, Schedule
+from scheduler.models import BeatEntry, JobRun, Schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ HTTP_JOB = "builtin.http_request"
 SECRET = "tok-Sup3rSecret-4242"
 ADD_URL = "/admin/scheduler/schedule/add/"
 LIST_URL = "/admin/scheduler/schedule/"
-Status = Occurrence.Status
+Status = JobRun.Status
 
 
 def change_url(schedule: Schedule) -> str:
@@ -137,7 +137,7 @@ def test_the_migration_creates_three_groups():
 
     view = {
         "scheduler.view_schedule",
-        "scheduler.view_occurrence",
+        "scheduler.view_jobrun",
         "jobs_catalog.view_jobdefinition",
     }
     assert perms("Schedule editors") == view | {
@@ -148,6 +148,8 @@ def test_the_migration_creates_three_groups():
     assert perms("Schedule operators") == view | {
         "scheduler.run_schedule",
         "scheduler.pause_schedule",
+        "scheduler.retry_run",
+        "scheduler.cancel_run",
     }
     assert perms("Schedule viewers") == view
 
@@ -278,7 +280,7 @@ def test_the_job_cannot_be_changed(admin_client, admin_schedule):
 
 # --- secrets ------------------------------------------------------------------------------------
 def test_a_secret_never_reaches_an_admin_page(admin_client, admin_schedule):
-    occurrence_list = reverse("admin:scheduler_occurrence_changelist")
+    occurrence_list = reverse("admin:scheduler_jobrun_changelist")
     pages = [
         change_url(admin_schedule),
         LIST_URL,
@@ -303,7 +305,7 @@ def test_a_secret_never_reaches_an_admin_page(admin_client, admin_schedule):
 
 
 def test_the_change_page_links_to_the_runs(admin_client, admin_schedule):
-    Occurrence.objects.create(
+    JobRun.objects.create(
         schedule=admin_schedule,
         periodic_task=admin_schedule.periodic_task,
         task_name=HTTP_JOB,
@@ -311,7 +313,7 @@ def test_the_change_page_links_to_the_runs(admin_client, admin_schedule):
         status=Status.SUCCEEDED,
     )
     page = admin_client.get(change_url(admin_schedule)).content.decode()
-    runs = reverse("admin:scheduler_occurrence_changelist")
+    runs = reverse("admin:scheduler_jobrun_changelist")
     runs = f"{runs}?schedule__id__exact={admin_schedule.pk}"
     assert f'href="{runs}"' in page
     listing = admin_client.get(runs)
@@ -373,7 +375,7 @@ def test_the_list_shows_next_and_last_runs(admin_client, make_schedule):
     )
     BeatEntry.objects.filter(periodic_task=computed.periodic_task).delete()
     for minute, status in ((0, Status.SUCCEEDED), (5, Status.FAILED)):
-        Occurrence.objects.create(
+        JobRun.objects.create(
             schedule=indexed,
             periodic_task=indexed.periodic_task,
             task_name=HTTP_JOB,
@@ -395,7 +397,7 @@ def test_filters_and_search(admin_client, make_schedule):
     failing = make_schedule("backups failing")
     idle = make_schedule("reports idle")
     for schedule, status in ((ok, Status.SUCCEEDED), (failing, Status.FAILED)):
-        Occurrence.objects.create(
+        JobRun.objects.create(
             schedule=schedule,
             periodic_task=schedule.periodic_task,
             task_name=HTTP_JOB,
@@ -431,7 +433,7 @@ def test_the_list_query_count_does_not_grow_with_rows(
                 )
             else:
                 BeatEntry.objects.filter(periodic_task=schedule.periodic_task).delete()
-            Occurrence.objects.create(
+            JobRun.objects.create(
                 schedule=schedule,
                 periodic_task=schedule.periodic_task,
                 task_name=HTTP_JOB,
@@ -468,8 +470,8 @@ def test_run_now_queues_a_manual_run(admin_client, make_schedule):
     schedule = make_schedule("runner")
     response = run_action(admin_client, "run_now", [schedule])
     assert response.status_code == 200
-    occurrence = Occurrence.objects.get(schedule=schedule)
-    assert occurrence.trigger == Occurrence.Trigger.MANUAL
+    occurrence = JobRun.objects.get(schedule=schedule)
+    assert occurrence.trigger == JobRun.Trigger.MANUAL
     assert occurrence.status == Status.QUEUED
     assert f"runner: run #{occurrence.pk} queued." in page_messages(response)
 
@@ -529,7 +531,7 @@ def test_backfill_asks_for_a_range_in_the_schedule_zone(admin_client, make_sched
         "end_1": f"{end:%H:%M}",
     }
     response = confirm_action(admin_client, "backfill", [schedule], **fields)
-    made = Occurrence.objects.filter(schedule=schedule, trigger=Occurrence.Trigger.BACKFILL)
+    made = JobRun.objects.filter(schedule=schedule, trigger=JobRun.Trigger.BACKFILL)
     # Kolkata is UTC+05:30: the cron's hours there are half past the hour in UTC.
     assert sorted(o.scheduled_for.astimezone(zone) for o in made) == [
         start + timedelta(hours=h) for h in (1, 2, 3)
@@ -548,7 +550,7 @@ def test_backfill_errors_are_messages(admin_client, make_schedule):
     }
     response = confirm_action(admin_client, "backfill", [schedule], **fields)
     assert "future: A backfill covers the past only." in page_messages(response)
-    assert not Occurrence.objects.filter(schedule=schedule).exists()
+    assert not JobRun.objects.filter(schedule=schedule).exists()
 
     other = make_schedule("elsewhere", timezone="Asia/Tokyo")
     response = run_action(admin_client, "backfill", [schedule, other])
@@ -562,10 +564,10 @@ def test_the_change_page_buttons(admin_client, make_schedule):
         assert f'href="{action_url(schedule, name)}"' in page
     assert action_url(schedule, "resume") not in page
     confirm = admin_client.get(action_url(schedule, "run"))
-    assert confirm.status_code == 200 and not Occurrence.objects.exists()
+    assert confirm.status_code == 200 and not JobRun.objects.exists()
     response = admin_client.post(action_url(schedule, "run"))
     assert response.status_code == 302 and response["Location"] == change_url(schedule)
-    assert Occurrence.objects.get(schedule=schedule).trigger == Occurrence.Trigger.MANUAL
+    assert JobRun.objects.get(schedule=schedule).trigger == JobRun.Trigger.MANUAL
     admin_client.post(action_url(schedule, "pause"), {"note": "from the button"})
     schedule.refresh_from_db()
     assert schedule.pause_note == "from the button"
@@ -586,7 +588,7 @@ def test_an_operator_runs_and_pauses_but_cannot_edit(member, make_schedule):
     assert client.get(ADD_URL).status_code == 403
 
     run_action(client, "run_now", [schedule])
-    assert Occurrence.objects.filter(schedule=schedule).count() == 1
+    assert JobRun.objects.filter(schedule=schedule).count() == 1
     client.post(action_url(schedule, "pause"), {"note": "on-call"})
     assert Schedule.objects.get(pk=schedule.pk).is_paused
     assert client.post(action_url(schedule, "duplicate")).status_code == 403
@@ -600,7 +602,7 @@ def test_a_viewer_cannot_run(member, make_schedule):
     run_action(client, "run_now", [schedule])
     assert client.post(action_url(schedule, "run")).status_code == 403
     assert client.post(action_url(schedule, "pause")).status_code == 403
-    assert not Occurrence.objects.filter(schedule=schedule).exists()
+    assert not JobRun.objects.filter(schedule=schedule).exists()
     assert not Schedule.objects.get(pk=schedule.pk).is_paused
     preview = reverse("admin:scheduler_schedule_preview")
     assert client.get(preview, {"cron": "@daily"}).json()["description"] == "At 00:00"
@@ -612,7 +614,7 @@ def test_an_editor_edits_but_does_not_run(member, http_job, make_schedule):
     schedule = make_schedule("edited")
     assert "run_now" not in action_choices(client)
     assert client.post(action_url(schedule, "run")).status_code == 403
-    assert not Occurrence.objects.exists()
+    assert not JobRun.objects.exists()
 
 
 # --- django-celery-beat's admin and the occurrences -------------------------------------------
@@ -663,7 +665,7 @@ def test_a_schedule_cron_entry_is_read_only_in_the_raw_admin(admin_client, admin
 
 def test_occurrences_are_listed_read_only(member, make_schedule):
     schedule = make_schedule("history")
-    occurrence = Occurrence.objects.create(
+    occurrence = JobRun.objects.create(
         schedule=schedule,
         periodic_task=schedule.periodic_task,
         task_name=HTTP_JOB,
@@ -671,14 +673,14 @@ def test_occurrences_are_listed_read_only(member, make_schedule):
         status=Status.RUNNING,
     )
     client = member("Schedule viewers")
-    listing = client.get(reverse("admin:scheduler_occurrence_changelist"))
+    listing = client.get(reverse("admin:scheduler_jobrun_changelist"))
     assert listing.status_code == 200
     assert (
         'class="scheduler-badge scheduler-status-running">Running</span>'
         in listing.content.decode()
     )
-    assert client.get(reverse("admin:scheduler_occurrence_add")).status_code == 403
-    change = reverse("admin:scheduler_occurrence_change", args=[occurrence.pk])
+    assert client.get(reverse("admin:scheduler_jobrun_add")).status_code == 403
+    change = reverse("admin:scheduler_jobrun_change", args=[occurrence.pk])
     assert client.get(change).status_code == 200
     assert client.post(change, {"status": "failed"}).status_code == 403
-    assert Occurrence.objects.get(pk=occurrence.pk).status == Status.RUNNING
+    assert JobRun.objects.get(pk=occurrence.pk).status == Status.RUNNING

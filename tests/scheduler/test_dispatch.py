@@ -20,11 +20,11 @@ from scheduler import services
 from scheduler.changes import ChangeFeed
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
-from scheduler.models import BeatChange, BeatEntry, MisfirePolicy, Occurrence, OverlapPolicy
+from scheduler.models import BeatChange, BeatEntry, JobRun, MisfirePolicy, OverlapPolicy
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
-Status = Occurrence.Status
+Status = JobRun.Status
 T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 
 
@@ -40,7 +40,7 @@ def at(minute: int, second: int = 0) -> datetime:
 def statuses(schedule) -> list[tuple[str, str]]:
     return [
         (o.scheduled_for.strftime("%H:%M"), o.status)
-        for o in Occurrence.objects.filter(schedule=schedule).order_by("scheduled_for")
+        for o in JobRun.objects.filter(schedule=schedule).order_by("scheduled_for")
     ]
 
 
@@ -55,7 +55,7 @@ def test_an_occurrence_is_committed_then_published_once(
     clock.set(at(1, 0))
     assert dispatcher.run_due() == 1
     assert dispatcher.run_due() == 0  # the same instant again: nothing twice
-    [occurrence] = Occurrence.objects.filter(schedule=schedule)
+    [occurrence] = JobRun.objects.filter(schedule=schedule)
     assert occurrence.status == Status.QUEUED and occurrence.scheduled_for == at(1)
     assert occurrence.published_at == at(1) and occurrence.trigger == "beat"
     [(headers, kwargs)] = drain(queue_name)
@@ -80,7 +80,7 @@ def test_a_crash_between_commit_and_publish_loses_and_duplicates_nothing(
     with pytest.raises(SystemExit):
         dispatcher.run_due()
     monkeypatch.undo()
-    [occurrence] = Occurrence.objects.filter(schedule=schedule)
+    [occurrence] = JobRun.objects.filter(schedule=schedule)
     assert occurrence.status == Status.PENDING and occurrence.published_at is None
     assert drain(queue_name, timeout=0.5) == []
     # A restarted beat publishes what was committed, once.
@@ -160,7 +160,7 @@ def test_overlap_skip_records_the_skipped_occurrence(clock, dispatcher, make_sch
     reconcile(clock.now())
     clock.set(at(1))
     dispatcher.run_due()
-    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    JobRun.objects.filter(schedule=schedule).update(status=Status.RUNNING)
     clock.set(at(2))
     dispatcher.run_due()
     assert statuses(schedule) == [("12:01", Status.RUNNING), ("12:02", Status.SKIPPED)]
@@ -172,7 +172,7 @@ def test_overlap_buffer_one_keeps_at_most_one_waiting(clock, dispatcher, make_sc
     reconcile(clock.now())
     clock.set(at(1))
     dispatcher.run_due()
-    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    JobRun.objects.filter(schedule=schedule).update(status=Status.RUNNING)
     for minute in (2, 3):
         clock.set(at(minute))
         dispatcher.run_due()
@@ -182,7 +182,7 @@ def test_overlap_buffer_one_keeps_at_most_one_waiting(clock, dispatcher, make_sc
         ("12:03", Status.SKIPPED),
     ]
     # The running one ends (its worker died, say): the sweep releases the buffered one.
-    Occurrence.objects.filter(status=Status.RUNNING).update(status=Status.SUCCEEDED)
+    JobRun.objects.filter(status=Status.RUNNING).update(status=Status.SUCCEEDED)
     assert dispatcher.sweep() == 1
     assert dict(statuses(schedule))["12:02"] == Status.QUEUED
     assert len(drain(queue_name)) == 2
@@ -239,7 +239,7 @@ def test_plain_interval_task_runs_every_period(clock, dispatcher, queue_name):
     clock.advance(seconds=95)
     dispatcher.run_due()
     # 12:01:00, 12:01:30, 12:02:00 were due; run once for them all (the default policy).
-    occurrences = Occurrence.objects.filter(periodic_task=task)
+    occurrences = JobRun.objects.filter(periodic_task=task)
     assert sorted(o.status for o in occurrences) == ["missed", "missed", "queued"]
     assert BeatEntry.objects.get(pk=task.pk).next_fire_at == T0 + timedelta(seconds=120)
     assert len(drain(queue_name)) == 1
@@ -266,7 +266,7 @@ def test_plain_crontab_honours_start_time_and_expires(clock, dispatcher, queue_n
     for minute in range(1, 7):
         clock.set(at(minute))
         dispatcher.run_due()
-    times = sorted(o.scheduled_for for o in Occurrence.objects.filter(periodic_task=task))
+    times = sorted(o.scheduled_for for o in JobRun.objects.filter(periodic_task=task))
     assert times == [at(3), at(4)]
     assert BeatEntry.objects.get(pk=task.pk).due_at is None
 
@@ -286,7 +286,7 @@ def test_disabled_plain_task_is_not_run(clock, dispatcher, queue_name):
     reconcile(clock.now())
     clock.set(at(5))
     assert dispatcher.run_due() == 0
-    assert not Occurrence.objects.filter(periodic_task=task).exists()
+    assert not JobRun.objects.filter(periodic_task=task).exists()
 
 
 def test_jitter_is_stable_per_schedule(clock, make_schedule):
@@ -325,12 +325,10 @@ def test_buffered_release_is_not_blocked_by_plain_task_occurrences(
     reconcile(clock.now())
     clock.set(at(1))
     dispatcher.run_due()  # the plain task's occurrence stays queued (no schedule)
-    Occurrence.objects.filter(schedule=schedule).update(status=Status.RUNNING)
+    JobRun.objects.filter(schedule=schedule).update(status=Status.RUNNING)
     clock.set(at(2))
     dispatcher.run_due()
-    Occurrence.objects.filter(schedule=schedule, status=Status.RUNNING).update(
-        status=Status.SUCCEEDED
-    )
+    JobRun.objects.filter(schedule=schedule, status=Status.RUNNING).update(status=Status.SUCCEEDED)
     assert dispatcher.sweep() == 1
     assert dict(statuses(schedule))["12:02"] == Status.QUEUED
 
@@ -349,7 +347,7 @@ def test_beat_follows_the_dst_rules_of_the_schedule_zone(clock, dispatcher, make
 
     def fired(schedule, day_start: datetime, day_end: datetime) -> list[datetime]:
         return list(
-            Occurrence.objects.filter(
+            JobRun.objects.filter(
                 schedule=schedule, scheduled_for__gte=day_start, scheduled_for__lt=day_end
             )
             .order_by("scheduled_for")
