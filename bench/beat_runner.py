@@ -45,6 +45,19 @@ class PublishLog:
 
         after_task_publish.connect(self.record, weak=False)
         self._thread.start()
+        # Beat's publisher processes are forked: each logs what it sends, on its own thread,
+        # and writes the rest when it exits.
+        os.register_at_fork(after_in_child=self._in_child)
+
+    def _in_child(self) -> None:
+        from multiprocessing import util
+
+        self._pending = collections.deque()
+        self._file = self.path.open("a", encoding="utf-8")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publish-log", daemon=True)
+        self._thread.start()
+        util.Finalize(self, self.close, exitpriority=10)
 
     def record(self, sender: Any = None, headers: dict | None = None, **kwargs: Any) -> None:
         published = time.time()

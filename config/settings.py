@@ -182,6 +182,14 @@ JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
 SCHEDULER_CATCHUP_WINDOW = env_int("SCHEDULER_CATCHUP_WINDOW", 3600)
 # The time beat schedules by: "system", or "file:/path" (tests move time by writing the file).
 SCHEDULER_CLOCK = env_str("SCHEDULER_CLOCK", "system")
+# Processes beat forks to send messages while it claims the next batch; 0 sends from beat
+# itself. Default: 2 on PostgreSQL (built for scale), 0 on the embedded SQLite setup.
+SCHEDULER_PUBLISHERS = env_int(
+    "SCHEDULER_PUBLISHERS", 2 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0
+)
+# Seconds: runs due this soon are committed ahead and sent at their due time, so a busy
+# minute's database work is done before it starts. An edit takes effect for runs due later.
+SCHEDULER_LOOKAHEAD = env_float("SCHEDULER_LOOKAHEAD", 1.0)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"

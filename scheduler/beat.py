@@ -25,6 +25,7 @@ from scheduler.clock import FileClock, get_clock
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
 from scheduler.locking import SingleBeatLock
+from scheduler.publisher import InlinePublisher, ProcessPublisher, Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ SWEEP_EVERY = 5.0
 MAX_WAIT = 5.0
 #: After a database error, wait this long before trying again.
 ERROR_BACKOFF = 1.0
+#: The longest beat sleeps while messages are held or being sent.
+BUSY_WAIT = 0.1
+
+
+def make_publisher(app: Any) -> Publisher:
+    """``SCHEDULER_PUBLISHERS`` publisher processes, or sending from beat itself (0)."""
+    processes = settings.SCHEDULER_PUBLISHERS
+    return ProcessPublisher(app, processes) if processes > 0 else InlinePublisher(app)
 
 
 class DatabaseScheduler(Scheduler):
@@ -58,7 +67,12 @@ class DatabaseScheduler(Scheduler):
         self.feed = ChangeFeed()
         self.feed.start()  # before the full reconcile: changes made during it are seen next
         changed = reconcile(self.clock.now())
-        self.dispatcher = Dispatcher(self.app, self.clock)
+        self.dispatcher = Dispatcher(
+            self.app,
+            self.clock,
+            publisher=make_publisher(self.app),
+            lookahead=timedelta(seconds=settings.SCHEDULER_LOOKAHEAD),
+        )
         republished = self.dispatcher.sweep(min_age=timedelta(0))
         logger.info(
             "beat: %d entries updated at start; %d unpublished occurrence(s) republished",
@@ -91,6 +105,7 @@ class DatabaseScheduler(Scheduler):
         if changed:
             reconcile(self.clock.now(), changed)
         self.dispatcher.run_due()
+        self.dispatcher.mark_published()
         monotonic = time.monotonic()
         if monotonic >= self._next_sweep:
             self.dispatcher.sweep()
@@ -104,6 +119,8 @@ class DatabaseScheduler(Scheduler):
     def _wait_time(self) -> float:
         assert self.dispatcher is not None
         limit = 0.2 if isinstance(self.clock, FileClock) else MAX_WAIT
+        if self.dispatcher.busy:  # come back soon to mark what the publishers sent
+            limit = min(limit, BUSY_WAIT)
         next_due = self.dispatcher.next_due()
         if next_due is None:
             return limit
@@ -118,6 +135,11 @@ class DatabaseScheduler(Scheduler):
         """Nothing to sync: every decision is committed as it is taken."""
 
     def close(self) -> None:
+        if self.dispatcher is not None:
+            try:
+                self.dispatcher.close()
+            except Exception:  # what was not marked is republished by the next sweep
+                logger.exception("beat: could not finish publishing at shutdown")
         if self.feed is not None:
             self.feed.close()
         if self.lock is not None:

@@ -9,8 +9,10 @@ sweep publishes them again, and the worker drops a delivery of a run that alread
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from django_celery_beat.models import PeriodicTask
 from scheduler import failpoints, misfire, overlap
 from scheduler.jitter import jitter_offset
 from scheduler.models import BeatEntry, JobRun, MisfirePolicy, OverlapPolicy, Schedule
+from scheduler.publisher import InlinePublisher, Publisher
 from scheduler.timing import Timing, UnsupportedSchedule, timing_of
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class Outgoing:
     kwargs: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
+    #: When to publish: the scheduled time plus the schedule's jitter (None: at once).
+    due_at: datetime | None = None
 
 
 @dataclass
@@ -70,28 +75,70 @@ def is_postgres() -> bool:
 
 
 class Dispatcher:
-    def __init__(self, app: Celery, clock: Any):
+    """Claims due entries, commits their runs and hands the messages to a publisher.
+
+    With a ``lookahead``, entries due that soon are claimed ahead of time and their messages
+    held until they are due, so the database work of a busy minute is done before it starts
+    and only the sending remains at the due time.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        clock: Any,
+        publisher: Publisher | None = None,
+        lookahead: timedelta = timedelta(0),
+    ):
         self.app = app
         self.clock = clock
+        self.publisher: Publisher = publisher or InlinePublisher(app)
+        self.lookahead = lookahead
+        self._held: list[tuple[datetime, int, Outgoing]] = []  # a heap by due time
+        self._held_ids: set[int] = set()
 
     # --- the beat pass ----------------------------------------------------------------
     def run_due(self) -> int:
-        """Claim, commit and publish everything due now; returns messages published."""
+        """Claim and commit everything due now (or within the lookahead) and hand over what
+        is due; returns how many messages were handed over."""
         sent = 0
         while True:
-            outgoing, claimed = self._claim_batch(self.clock.now())
+            now = self.clock.now()
+            sent += self._release(now)
+            outgoing, claimed = self._claim_batch(now, now + self.lookahead)
             if outgoing:
                 failpoints.reach("after_commit")
-            sent += self.publish(outgoing)
+            now = self.clock.now()
+            due = [m for m in outgoing if m.due_at is None or m.due_at <= now]
+            for message in outgoing:
+                if message.due_at is not None and message.due_at > now:
+                    heapq.heappush(self._held, (message.due_at, message.occurrence_id, message))
+                    self._held_ids.add(message.occurrence_id)
+            if due:
+                sent += self.publish(due)
             if claimed < BATCH_SIZE:
-                return sent
+                return sent + self._release(self.clock.now())
 
     def next_due(self) -> datetime | None:
-        return BeatEntry.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+        """When there is next something to do: a held message to send, or an entry to claim
+        (``lookahead`` before it is due)."""
+        entry = BeatEntry.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+        if entry is not None:
+            entry -= self.lookahead
+        held = self._held[0][0] if self._held else None
+        candidates = [t for t in (entry, held) if t is not None]
+        return min(candidates) if candidates else None
 
-    def _claim_batch(self, now: datetime) -> tuple[list[Outgoing], int]:
+    def _release(self, now: datetime) -> int:
+        due = []
+        while self._held and self._held[0][0] <= now:
+            message = heapq.heappop(self._held)[2]
+            self._held_ids.discard(message.occurrence_id)
+            due.append(message)
+        return self.publish(due) if due else 0
+
+    def _claim_batch(self, now: datetime, horizon: datetime) -> tuple[list[Outgoing], int]:
         with transaction.atomic():
-            query = BeatEntry.objects.filter(due_at__lte=now).order_by("due_at")
+            query = BeatEntry.objects.filter(due_at__lte=horizon).order_by("due_at")
             if is_postgres():
                 query = query.select_for_update(skip_locked=True, of=("self",))
             entries = list(query[:BATCH_SIZE])
@@ -108,7 +155,7 @@ class Dispatcher:
                 if task is None:  # deleted since; the cascade will remove the entry
                     entry.due_at = None
                     continue
-                plans = self._advance(entry, task, now)
+                plans = self._advance(entry, task, now, horizon)
                 planned.extend(plans)
                 if any(p.status != Status.MISSED for p in plans):
                     fired.append(task.pk)
@@ -124,8 +171,11 @@ class Dispatcher:
                 PeriodicTask.objects.filter(pk__in=finished_one_offs).update(enabled=False)
         return outgoing, len(entries)
 
-    def _advance(self, entry: BeatEntry, task: PeriodicTask, now: datetime) -> list[Planned]:
-        """Decide the occurrences of one due entry and move it to its next fire time."""
+    def _advance(
+        self, entry: BeatEntry, task: PeriodicTask, now: datetime, horizon: datetime
+    ) -> list[Planned]:
+        """Decide the occurrences of one due entry (due by ``horizon``) and move it to its
+        next fire time."""
         try:
             timing = timing_of(task)
         except UnsupportedSchedule as exc:
@@ -133,8 +183,10 @@ class Dispatcher:
             return []
         schedule = _schedule_of(task)
         window = timedelta(seconds=_catchup_window(schedule))
-        due = _due_times(timing, entry.next_fire_at, now, window)
-        entry.next_fire_at = timing.next_fire(now, anchor=due[-1] if due else entry.next_fire_at)
+        due = _due_times(timing, entry.next_fire_at, horizon, window)
+        entry.next_fire_at = timing.next_fire(
+            horizon, anchor=due[-1] if due else entry.next_fire_at
+        )
         if task.one_off and due:
             entry.next_fire_at = None
         entry.due_at = _due_at(entry.next_fire_at, task, schedule)
@@ -162,6 +214,8 @@ class Dispatcher:
             Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
             plans = [Planned(task, t, Status.PENDING, trigger=trigger) for t in times]
             outgoing = self._insert(plans, self.clock.now())
+        for message in outgoing:
+            message.due_at = None  # asked for now, whatever the jitter
         self.publish(outgoing)
         ids = [p.task_id for p in plans]
         return list(JobRun.objects.filter(task_id__in=ids).order_by("scheduled_for"))
@@ -191,33 +245,51 @@ class Dispatcher:
         if not pending:
             return []
         inserted = JobRun.objects.filter(task_id__in=list(pending)).values_list("id", "task_id")
-        return [outgoing_for(pending[tid].task, oid, tid, pending[tid]) for oid, tid in inserted]
+        outgoing = []
+        for oid, tid in inserted:
+            plan = pending[tid]
+            message = outgoing_for(plan.task, oid, tid, plan)
+            message.due_at = _due_at(plan.scheduled_for, plan.task, _schedule_of(plan.task))
+            outgoing.append(message)
+        return outgoing
 
     # --- publishing -------------------------------------------------------------------------
     def publish(self, outgoing: list[Outgoing]) -> int:
-        if not outgoing:
+        """Hand ``outgoing`` to the publisher and mark what it has sent so far."""
+        if outgoing:
+            self.publisher.submit(outgoing)
+        self.mark_published()
+        return len(outgoing)
+
+    def mark_published(self, timeout: float = 0.0) -> int:
+        """Mark published what the publisher reports sent (waiting up to ``timeout``)."""
+        ids = self.publisher.collect(timeout)
+        if not ids:
             return 0
-        with self.app.producer_or_acquire() as producer:
-            for message in outgoing:
-                self.app.send_task(
-                    message.task_name,
-                    args=message.args,
-                    kwargs=message.kwargs,
-                    task_id=str(message.task_id),
-                    producer=producer,
-                    headers=message.headers,
-                    **message.options,
-                )
         # One statement; a run the worker already started keeps its status.
-        JobRun.objects.filter(
-            pk__in=[m.occurrence_id for m in outgoing], published_at__isnull=True
-        ).update(
+        JobRun.objects.filter(pk__in=ids, published_at__isnull=True).update(
             published_at=self.clock.now(),
             status=Case(
                 When(status=Status.PENDING, then=Value(Status.QUEUED)), default=F("status")
             ),
         )
-        return len(outgoing)
+        return len(ids)
+
+    @property
+    def busy(self) -> bool:
+        """Messages are held or being sent."""
+        return bool(self._held) or bool(self.publisher.in_flight())
+
+    def close(self) -> None:
+        """Send what is held when it is due (at most ``lookahead`` away), let the publisher
+        finish, and mark what it sent. Whatever is left stays pending for the sweep."""
+        deadline = time.monotonic() + self.lookahead.total_seconds() + 0.5
+        while self._held and time.monotonic() < deadline:
+            self._release(self.clock.now())
+            time.sleep(0.01)
+        self.mark_published()
+        self.publisher.close()
+        self.mark_published()
 
     # --- the sweep: crash recovery and buffered runs ----------------------------------------
     def sweep(self, min_age: timedelta = REPUBLISH_AFTER) -> int:
@@ -231,8 +303,12 @@ class Dispatcher:
             ).order_by("created_at")
             if is_postgres():
                 query = query.select_for_update(skip_locked=True, of=("self",))
+            # Runs held for their due time or being sent by this beat are not stale.
+            mine = self._held_ids | self.publisher.in_flight()
             stale = list(
-                query.exclude(pk__in=released).select_related("periodic_task")[:BATCH_SIZE]
+                query.exclude(pk__in=[*released, *mine]).select_related("periodic_task")[
+                    :BATCH_SIZE
+                ]
             )
             stale += JobRun.objects.filter(pk__in=released).select_related("periodic_task")
             # Re-stamp, so another beat's sweep does not publish them a second time.

@@ -84,7 +84,8 @@ def test_two_beats_together_produce_no_duplicate(platform):
                     wait_for(lambda m=m: settled(40 * m), 60, f"minute {m} to finish")
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}: {getattr(settled, 'last', None)}") from None
-                platform.set_time(minute(m, 59))
+                if m < 5:  # beats commit the next minute's runs ahead: leave minute 6 out
+                    platform.set_time(minute(m, 59))
     assert {len(lines(marker)) for _, marker in schedules} == {5}
     assert JobRun.objects.count() == 200
     assert set(JobRun.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
