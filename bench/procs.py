@@ -37,26 +37,58 @@ class Child:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def tree(self) -> list[int]:
+        """The process and its descendants (beat forks publisher processes)."""
+        pids, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            pids.append(pid)
+            try:
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    queue += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return pids
+
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the process (its own threads; beat forks no children)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        """User + system CPU time of the process and its descendants (all their threads)."""
+        total = None
+        for pid in self.tree():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return total
+
+    def sample_memory(self) -> None:
+        """Note the tree's proportional set size now (shared pages split between the
+        processes sharing them, so forked children are not counted twice)."""
+        pss = 0
+        for pid in self.tree():
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+            except OSError:
+                continue
+        self.peak_pss_mb = max(getattr(self, "peak_pss_mb", 0.0), pss / 1024)
 
     def memory_mb(self) -> tuple[float | None, float | None]:
-        """(peak resident set, current resident set) in MiB."""
+        """(peak resident set, current resident set) in MiB, summed over the tree: each
+        process's own peak, so pages a forked child shares with beat count twice (an upper
+        bound; see ``peak_pss_mb`` for the shared-fairly figure)."""
         peak = current = None
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) / 1024
-                elif line.startswith("VmRSS:"):
-                    current = int(line.split()[1]) / 1024
-        except OSError:
-            pass
+        for pid in self.tree():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = (peak or 0.0) + int(line.split()[1]) / 1024
+                    elif line.startswith("VmRSS:"):
+                        current = (current or 0.0) + int(line.split()[1]) / 1024
+            except OSError:
+                continue
         return peak, current
 
     def stop(self, timeout: float = 15.0) -> None:
