@@ -182,6 +182,12 @@ JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
 SCHEDULER_CATCHUP_WINDOW = env_int("SCHEDULER_CATCHUP_WINDOW", 3600)
 # The time beat schedules by: "system", or "file:/path" (tests move time by writing the file).
 SCHEDULER_CLOCK = env_str("SCHEDULER_CLOCK", "system")
+# The run history's pruning (builtin.prune_run_history): runs older than this many days are
+# deleted, except each schedule's latest runs, unresolved failures and runs still going.
+JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 30)
+JOBS_HISTORY_KEEP_PER_SCHEDULE = env_int("JOBS_HISTORY_KEEP_PER_SCHEDULE", 50)
+# When the pruning schedule that migrate creates (if missing) runs, in UTC; empty: none.
+JOBS_HISTORY_PRUNE_CRON = env_str("JOBS_HISTORY_PRUNE_CRON", "17 3 * * *").strip()
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
