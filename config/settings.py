@@ -190,6 +190,12 @@ SCHEDULER_PUBLISHERS = env_int(
 # Seconds: runs due this soon are committed ahead and sent at their due time, so a busy
 # minute's database work is done before it starts. An edit takes effect for runs due later.
 SCHEDULER_LOOKAHEAD = env_float("SCHEDULER_LOOKAHEAD", 1.0)
+# The run history's pruning (builtin.prune_run_history): runs older than this many days are
+# deleted, except each schedule's latest runs, unresolved failures and runs still going.
+JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 30)
+JOBS_HISTORY_KEEP_PER_SCHEDULE = env_int("JOBS_HISTORY_KEEP_PER_SCHEDULE", 50)
+# When the pruning schedule that migrate creates (if missing) runs, in UTC; empty: none.
+JOBS_HISTORY_PRUNE_CRON = env_str("JOBS_HISTORY_PRUNE_CRON", "17 3 * * *").strip()
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"

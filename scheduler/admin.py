@@ -35,11 +35,16 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from jobs_catalog.admin import ReadOnlyAdminMixin
 from jobs_catalog.models import JobDefinition
-from jobs_catalog.params import MASK
-from jobs_catalog.registry import registry
 from scheduler import cron, services, views
+from scheduler.display import (
+    NONE,
+    format_moment,
+    masked_params,
+    params_table,
+    status_badge,
+    status_label,
+)
 from scheduler.forms import (
     BackfillForm,
     JobPickForm,
@@ -50,70 +55,11 @@ from scheduler.forms import (
     schedule_form_class,
     zone_or_utc,
 )
+from scheduler.history_admin import JobRunAdmin, recent_runs_panel
 from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
 
 logger = logging.getLogger(__name__)
-
-#: Shown for a value that cannot be computed or does not apply.
-NONE = "-"
-
-
-def status_label(status: str | None) -> str:
-    """ "Pending (committed, not yet published)" -> "Pending"."""
-    if not status:
-        return NONE
-    try:
-        return str(JobRun.Status(status).label).split(" (")[0]
-    except ValueError:
-        return status
-
-
-def status_badge(status: str | None) -> str:
-    if not status:
-        return NONE
-    return format_html(
-        '<span class="scheduler-badge scheduler-status-{}">{}</span>', status, status_label(status)
-    )
-
-
-def format_moment(moment: datetime | None, zone_name: str) -> str:
-    """A time as wall time in the schedule's zone, with the zone's abbreviation."""
-    if moment is None:
-        return NONE
-    local = moment.astimezone(zone_or_utc(zone_name))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
-def compact_time(moment: datetime | None) -> str:
-    """A time in the site's zone, short enough for a list column."""
-    if moment is None:
-        return NONE
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S}"
-
-
-def masked_params(params: Any, job_name: str) -> Any:
-    """``params`` fit to show: the job's secret values masked; every value masked when the
-    job's code (and so its list of secrets) is not installed here."""
-    if not isinstance(params, dict):
-        return params
-    job = registry.find(job_name)
-    if job is None:
-        return {key: MASK for key in params}
-    return job.mask(params)
-
-
-def params_table(params: dict[str, Any]) -> str:
-    if not params:
-        return "none"
-    rows = (
-        (name, value if isinstance(value, str) else json.dumps(value))
-        for name, value in params.items()
-    )
-    return format_html(
-        '<table class="scheduler-params"><tbody>{}</tbody></table>',
-        format_html_join("", "<tr><th><code>{}</code></th><td>{}</td></tr>", rows),
-    )
 
 
 # --- list filters ---------------------------------------------------------------------------
@@ -188,6 +134,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "end_display",
         "status_display",
         "parameters_display",
+        "recent_runs_display",
     )
     actions = ("run_now", "pause", "resume", "duplicate", "backfill")
     list_per_page = 100
@@ -314,8 +261,12 @@ class ScheduleAdmin(admin.ModelAdmin):
             params = ["parameters_display"]
         if obj is not None:
             when.append("status_display")
+        runs = []
+        if obj is not None and request.user.has_perm(f"{self.opts.app_label}.view_jobrun"):
+            runs = [("Recent runs", {"fields": ["recent_runs_display"]})]
         return [
             (None, {"fields": ["name", "job_display", "description"]}),
+            *runs,
             ("When", {"fields": when}),
             ("Parameters", {"fields": params, "description": linebreaks(about, autoescape=True)}),
             (
@@ -388,6 +339,12 @@ class ScheduleAdmin(admin.ModelAdmin):
             upcoming,
         )
 
+    @admin.display(description="runs")
+    def recent_runs_display(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return NONE
+        return recent_runs_panel(obj, self.admin_site.name)
+
     @admin.display(description="start")
     def start_display(self, obj: Schedule) -> str:
         return format_moment(obj.start_at, obj.timezone)
@@ -421,7 +378,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 format_moment(last_at, obj.timezone),
                 status_badge(obj.last_run_status),
                 history,
-                urlencode({"schedule__id__exact": obj.pk}),
+                urlencode({"schedule": obj.pk}),
             )
             if last_at
             else "never"
@@ -726,71 +683,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 )
 
 
-# --- occurrences (read-only; the run history admin builds on it) ---------------------------
-@admin.register(JobRun)
-class OccurrenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = (
-        "scheduled_for_column",
-        "schedule",
-        "task_name",
-        "trigger",
-        "status_column",
-        "published",
-        "started",
-        "finished",
-    )
-    list_display_links = ("scheduled_for_column",)
-    list_filter = ("status", "trigger")
-    list_select_related = ("schedule",)
-    search_fields = ("task_name", "schedule__name")
-    date_hierarchy = "scheduled_for"
-    fields = (
-        "schedule",
-        "task_name",
-        "scheduled_for",
-        "trigger",
-        "status",
-        "note",
-        "task_id",
-        "created_at",
-        "published_at",
-        "started_at",
-        "finished_at",
-    )
-    readonly_fields = fields
-
-    class Media:
-        css = {"all": ("scheduler/admin.css",)}
-
-    @admin.display(description="status", ordering="status")
-    def status_column(self, obj: JobRun) -> str:
-        return status_badge(obj.status)
-
-    @admin.display(description="scheduled for", ordering="scheduled_for")
-    def scheduled_for_column(self, obj: JobRun) -> str:
-        when = compact_time(obj.scheduled_for)
-        return format_html('<span class="scheduler-nowrap">{}</span>', when)
-
-    @admin.display(description="published", ordering="published_at")
-    def published(self, obj: JobRun) -> str:
-        return self._later(obj, obj.published_at)
-
-    @admin.display(description="started", ordering="started_at")
-    def started(self, obj: JobRun) -> str:
-        return self._later(obj, obj.started_at)
-
-    @admin.display(description="finished", ordering="finished_at")
-    def finished(self, obj: JobRun) -> str:
-        return self._later(obj, obj.finished_at)
-
-    @staticmethod
-    def _later(obj: JobRun, moment: datetime | None) -> str:
-        """A time after the scheduled one: the clock time only when on the same day."""
-        if moment is None:
-            return NONE
-        local, scheduled = timezone.localtime(moment), timezone.localtime(obj.scheduled_for)
-        shown = f"{local:%H:%M:%S}" if local.date() == scheduled.date() else compact_time(moment)
-        return format_html('<span title="{}">{}</span>', compact_time(moment), shown)
+admin.site.register(JobRun, JobRunAdmin)
 
 
 # --- django-celery-beat's admin: superusers only --------------------------------------------

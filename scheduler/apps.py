@@ -7,4 +7,9 @@ class SchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from scheduler import periodic  # noqa: F401  (keeps cron entries in step)
+        from django.db.models.signals import post_migrate
+
+        from scheduler import checks, periodic  # noqa: F401  (cron entries in step; checks)
+        from scheduler.signals import create_platform_schedules
+
+        post_migrate.connect(create_platform_schedules, sender=self)

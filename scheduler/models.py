@@ -233,6 +233,9 @@ class JobRun(models.Model):
             models.Index(fields=["schedule", "-scheduled_for", "-id"], name="run_schedule_recent"),
             models.Index(fields=["-scheduled_for", "-id"], name="run_recent"),
             models.Index(fields=["task_name", "-scheduled_for"], name="run_task_recent"),
+            # The history list filtered by status (a rare one, say "lost", is otherwise found
+            # by reading the time index until a page of it turns up).
+            models.Index(fields=["status", "-scheduled_for", "-id"], name="run_status_recent"),
             # Recent failures.
             models.Index(
                 fields=["-finished_at"],

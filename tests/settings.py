@@ -9,3 +9,7 @@ from config.settings import INSTALLED_APPS
 SAMPLE_APP = "tests.fixtures.sample_app"
 if SAMPLE_APP not in INSTALLED_APPS:
     INSTALLED_APPS = [*INSTALLED_APPS, SAMPLE_APP]
+
+# No pruning schedule in the test databases (tests create one when they want it): it would
+# be one more schedule, cron entry and protected job definition in every test.
+JOBS_HISTORY_PRUNE_CRON = ""

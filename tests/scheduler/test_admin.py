@@ -314,7 +314,7 @@ def test_the_change_page_links_to_the_runs(admin_client, admin_schedule):
     )
     page = admin_client.get(change_url(admin_schedule)).content.decode()
     runs = reverse("admin:scheduler_jobrun_changelist")
-    runs = f"{runs}?schedule__id__exact={admin_schedule.pk}"
+    runs = f"{runs}?schedule={admin_schedule.pk}"
     assert f'href="{runs}"' in page
     listing = admin_client.get(runs)
     assert listing.status_code == 200 and len(listing.context["cl"].result_list) == 1
