@@ -182,6 +182,9 @@ JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
 SCHEDULER_CATCHUP_WINDOW = env_int("SCHEDULER_CATCHUP_WINDOW", 3600)
 # The time beat schedules by: "system", or "file:/path" (tests move time by writing the file).
 SCHEDULER_CLOCK = env_str("SCHEDULER_CLOCK", "system")
+# Seconds beyond its hard time limit after which an attempt still marked running is taken
+# for lost (its worker died unseen) by beat's reaper.
+SCHEDULER_REAPER_GRACE = env_int("SCHEDULER_REAPER_GRACE", 60)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
@@ -217,6 +220,11 @@ CELERY_TASK_IGNORE_RESULT = True
 # Limits for tasks that do not set their own (catalog jobs do).
 CELERY_TASK_SOFT_TIME_LIMIT = JOBS_DEFAULT_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOBS_DEFAULT_TIME_LIMIT
+# Celery's Django fixup would otherwise close every database connection (and the whole
+# psycopg pool) around every task, so each run would open a new connection; instead the
+# worker hands connections back to the pool after each task (scheduler.signals), and the
+# fixup recycles everything only every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # Recycle worker children now and then: a leaky plugin cannot grow without bound.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
 # Route each catalog job to the queue it declares.

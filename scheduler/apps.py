@@ -7,4 +7,7 @@ class SchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from scheduler import periodic  # noqa: F401  (keeps cron entries in step)
+        from scheduler import (
+            periodic,  # noqa: F401  (keeps cron entries in step)
+            signals,  # noqa: F401  (records runs, in workers only)
+        )
