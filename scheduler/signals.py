@@ -258,7 +258,20 @@ def _record_in_parent(task: Any, task_id: str, exc: BaseException, status: str) 
     except Exception:  # the worker's main loop must go on
         logger.exception("run history: could not record %s for task %s", status, task_id)
         return
-    if ended is not None and ended[1] is not None:
-        from scheduler.worker import release_buffered
+    try:
+        if ended is not None and ended[1] is not None:
+            from scheduler.worker import release_buffered
 
-        release_buffered(ended[0])
+            release_buffered(ended[0])
+    finally:
+        _close_inheritable()
+
+
+def _close_inheritable() -> None:
+    """The main process forks new pool processes: it keeps no database connection open for
+    them to inherit (a child closing an inherited one would end this process's session)."""
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        close_pool = getattr(conn, "close_pool", None)
+        if close_pool is not None and conn.settings_dict.get("OPTIONS", {}).get("pool"):
+            close_pool()

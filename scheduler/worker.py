@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
 from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
@@ -215,7 +216,9 @@ class OccurrenceMiddleware(Middleware):
         policy = retries.resolve_policy(
             run.job.retry, _schedule_layer(claimed.schedule_id), retries.run_layer(run.header)
         )
-        delay = policy.delay(claimed.attempt)
+        # The message waits out its countdown unacknowledged: never longer than the longest
+        # job, which the broker's visibility timeout exceeds (config.broker).
+        delay = min(policy.delay(claimed.attempt), float(settings.JOBS_MAX_TIME_LIMIT))
         with transaction.atomic():
             if not recording.finish(
                 claimed.id,

@@ -456,3 +456,15 @@ def test_overlap_is_enforced_again_at_start(task, make_test_schedule, clock, que
     deliver(steady_task, (headers, kwargs), queue_name)
     assert JobRun.objects.get(pk=headers["occurrence_id"]).status == Status.SKIPPED
     assert calls == []
+
+
+def test_a_retry_never_waits_longer_than_the_longest_job(
+    task, schedule, clock, queue_name, settings
+):
+    # Its message waits unacknowledged; the broker's visibility timeout exceeds this ceiling.
+    settings.JOBS_MAX_TIME_LIMIT = 3
+    failing = task(unreliable, retry=RetryPolicy(max_attempts=2, backoff_base=3600, jitter=False))
+    message = message_for(failing, schedule, clock, queue_name)
+    with pytest.raises(ConnectionError):
+        deliver(failing, message, queue_name)
+    assert JobRun.objects.get(schedule=schedule, attempt=1).retry_delay == 3.0
