@@ -108,9 +108,12 @@ def _numbered(sql: str) -> bytes:
 
 def _text(value: Any) -> bytes | None:
     """A parameter in PostgreSQL's text format (its type is inferred from the statement)."""
+    kind = type(value)
+    if kind is str:
+        return value.encode()
     if value is None:
         return None
-    if isinstance(value, bool):
+    if kind is bool:
         return b"t" if value else b"f"
     if isinstance(value, datetime):
         return value.isoformat().encode()
