@@ -93,9 +93,9 @@ def task(middleware):
 
     def bind(func, **options):
         options.setdefault("retry", POLICY)
-        return bind_task(
-            Job(name=f"tests.history.{func.__name__}", func=func, title="t", **options)
-        )
+        name = f"tests.history.{func.__name__}"
+        current_app.tasks.pop(name, None)  # Celery keeps the first task of a name: rebind
+        return bind_task(Job(name=name, func=func, title="t", **options))
 
     return bind
 
