@@ -196,6 +196,9 @@ JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 30)
 JOBS_HISTORY_KEEP_PER_SCHEDULE = env_int("JOBS_HISTORY_KEEP_PER_SCHEDULE", 50)
 # When the pruning schedule that migrate creates (if missing) runs, in UTC; empty: none.
 JOBS_HISTORY_PRUNE_CRON = env_str("JOBS_HISTORY_PRUNE_CRON", "17 3 * * *").strip()
+# Seconds beyond its hard time limit after which an attempt still marked running is taken
+# for lost (its worker died unseen) by beat's reaper.
+SCHEDULER_REAPER_GRACE = env_int("SCHEDULER_REAPER_GRACE", 60)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
@@ -231,6 +234,11 @@ CELERY_TASK_IGNORE_RESULT = True
 # Limits for tasks that do not set their own (catalog jobs do).
 CELERY_TASK_SOFT_TIME_LIMIT = JOBS_DEFAULT_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOBS_DEFAULT_TIME_LIMIT
+# Celery's Django fixup would otherwise close every database connection (and the whole
+# psycopg pool) around every task, so each run would open a new connection; instead the
+# worker hands connections back to the pool after each task (scheduler.celery_signals), and the
+# fixup recycles everything only every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # Recycle worker children now and then: a leaky plugin cannot grow without bound.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
 # Route each catalog job to the queue it declares.

@@ -11,7 +11,9 @@ from datetime import datetime
 class JobContext:
     """Passed to a job that declares a parameter annotated ``JobContext``.
 
-    ``logger`` is the job's own logger: what it logs is kept with the run.
+    ``logger`` is the job's own logger: what it logs is kept with the run. ``attempt`` counts
+    from 1 up to ``max_attempts``. ``run_id`` is the run's history row when it is known as
+    the job starts (a worker writes a direct call's row alongside the run: None there).
     """
 
     job: str

@@ -1,11 +1,11 @@
 """Every catalog job is a real Celery task under its catalog name, built on one base task.
 
-Later layers (run history, retries) extend :class:`CatalogTask`; job authors never see it.
+Each run goes through the middleware chain (``jobs_catalog.middleware``), where the scheduler
+records the run history and applies retries; job authors never see this base.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +14,8 @@ from django.conf import settings
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.definition import Job
-from jobs_catalog.middleware import Middleware, SkipRun, configured_middleware
+from jobs_catalog.middleware import Middleware, RunInfo, configured_middleware, run_with_middleware
 from jobs_catalog.registry import Registry
-
-logger = logging.getLogger(__name__)
 
 
 class CatalogTask(Task):
@@ -36,7 +34,7 @@ class CatalogTask(Task):
         run_id = _header(request, headers, "occurrence_id")
         return JobContext(
             job=self.job.name,
-            trigger=_header(request, headers, "trigger") or "celery",
+            trigger=_header(request, headers, "trigger") or "direct",
             attempt=(request.retries or 0) + 1,
             max_attempts=self.job.retry.max_attempts,
             run_id=int(run_id) if run_id is not None else None,
@@ -48,26 +46,20 @@ class CatalogTask(Task):
         return configured_middleware()
 
     def execute(self, params: dict[str, Any]) -> Any:
-        context = self.make_context()
-        entered: list[Middleware] = []
-        try:
-            for middleware in self.middleware():
-                middleware.before_run(self, context)
-                entered.append(middleware)
-        except SkipRun as skip:
-            logger.info("%s[%s] not run: %s", self.name, self.request.id, skip.reason)
-            for middleware in reversed(entered):
-                middleware.after_run(self, context, None, skip)
-            return None
-        try:
-            result = self.job.call(params, context)
-        except BaseException as exc:
-            for middleware in reversed(entered):
-                middleware.after_run(self, context, None, exc)
-            raise
-        for middleware in reversed(entered):
-            middleware.after_run(self, context, result, None)
-        return result
+        request = self.request
+        delivery = request.delivery_info or {}
+        run = RunInfo(
+            job=self.job,
+            params=params,
+            context=self.make_context(),
+            task_id=request.id,
+            hostname=request.hostname or "",
+            # Celery routes by queue name: the routing key is the queue it came from.
+            queue=delivery.get("routing_key") or "",
+            redelivered=bool(delivery.get("redelivered")),
+            request=request,
+        )
+        return run_with_middleware(run, self.middleware())
 
 
 def _header(request: Any, headers: dict[str, Any], name: str) -> Any:

@@ -9,7 +9,11 @@ class SchedulerConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from scheduler import checks, periodic  # noqa: F401  (cron entries in step; checks)
+        from scheduler import (  # noqa: F401
+            celery_signals,  # records runs, in workers only
+            checks,
+            periodic,  # keeps cron entries in step
+        )
         from scheduler.signals import create_platform_schedules
 
         post_migrate.connect(create_platform_schedules, sender=self)

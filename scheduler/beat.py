@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection
 from django.db.utils import DatabaseError, InterfaceError
 from django_celery_beat.schedulers import ModelEntry
 
+from scheduler import reaper
 from scheduler.changes import ChangeFeed
 from scheduler.clock import FileClock, get_clock
 from scheduler.dispatch import Dispatcher
@@ -110,6 +111,7 @@ class DatabaseScheduler(Scheduler):
         if monotonic >= self._next_sweep:
             self.dispatcher.sweep()
             self._next_sweep = monotonic + SWEEP_EVERY
+        reaper.tick(self.app, self.clock)
         if monotonic >= self._next_prune:
             self.feed.prune()
             self._next_prune = monotonic + 600

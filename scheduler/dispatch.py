@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, Min, Value, When
+from django.db.models import Case, Count, F, Min, Q, Value, When
 from django_celery_beat.models import PeriodicTask
 
 from scheduler import failpoints, misfire, overlap
@@ -299,7 +299,7 @@ class Dispatcher:
         with transaction.atomic():
             released = _release_buffered()
             query = JobRun.objects.filter(
-                status=Status.PENDING, created_at__lte=now - min_age
+                republishable(now), status=Status.PENDING, created_at__lte=now - min_age
             ).order_by("created_at")
             if is_postgres():
                 query = query.select_for_update(skip_locked=True, of=("self",))
@@ -321,6 +321,15 @@ class Dispatcher:
         if outgoing:
             logger.warning("republishing %d occurrence(s) left unpublished", len(outgoing))
         return self.publish(outgoing)
+
+
+def republishable(now: datetime) -> Q:
+    """Pending rows the sweep can publish: those of a cron entry (their message is rebuilt
+    from it; a direct call's retry is the reaper's) and, for a retry, not before its backoff
+    has passed (``next_attempt_at``)."""
+    return Q(periodic_task__isnull=False) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
 
 
 def save_entry_fields(entries: list[BeatEntry], fields: tuple[str, ...]) -> None:

@@ -1,84 +1,328 @@
-"""Worker-side bookkeeping of occurrences, as catalog-task middleware.
+"""The run history on the worker, as catalog-task middleware: every attempt is recorded.
 
-- A delivery starts its occurrence only if it is still pending or queued: a second delivery
-  of a run that already started (a redelivery, a republish after a beat crash) is dropped.
-- The overlap policy is enforced again at start, under a lock on the schedule row, because
-  beat's check at emission cannot see a run that a slow queue is about to start.
-- When a run ends, the schedule's buffered occurrence (if any) is released and published.
+At start (one statement on the common path, ``scheduler.recording.claim``):
+- a delivery starts its attempt only if it is still pending or queued: a second delivery of
+  a run that already started (a republish racing the first message) or ended is dropped;
+- a *redelivery* (the broker's ``redelivered`` flag: an earlier delivery of this very
+  message was never acknowledged, so the worker running it died) of an attempt still marked
+  running marks that attempt lost, and the rerun is a new attempt with a message of its own;
+- the overlap policy is enforced again, under a lock on the schedule row, because beat's
+  check at emission cannot see a run that a slow queue is about to start;
+- a run beat did not send (a direct Celery call, ``manage.py jobs run``) gets its row here.
+
+At the end: status, duration, a bounded result or error, the job's log lines, secrets
+masked; a retryable failure schedules the next attempt (``scheduler.retries``), and the
+schedule's buffered occurrence (if any) is released once the occurrence is over.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import traceback
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from jobs_catalog.context import JobContext
-from jobs_catalog.middleware import Middleware, SkipRun
+from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
+from scheduler import recording, retries
+from scheduler.capture import LogCapture
+from scheduler.clock import Clock, get_clock
+from scheduler.dispatch import Dispatcher, Outgoing
 from scheduler.models import JobRun, OverlapPolicy, Schedule
+from scheduler.redaction import (
+    MAX_ERROR_MESSAGE,
+    MAX_TRACEBACK,
+    Redactor,
+    head,
+    summary,
+    tail,
+)
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
+NO_SECRETS = Redactor()
+#: Headers a later attempt's message carries over from the first one's.
+CARRIED_HEADERS = ("periodic_task_name", "schedule_id", *retries.RUN_LAYER_HEADERS)
 
 
 class OccurrenceMiddleware(Middleware):
-    def before_run(self, task: Any, context: JobContext) -> None:
-        if context.run_id is None:
-            return  # not sent by the scheduler (a direct call, the CLI)
-        with transaction.atomic():  # the decision is committed before the job runs or not
-            reason = _start(context.run_id)
-        if reason:
-            raise SkipRun(reason)
+    def __init__(self, clock: Clock | None = None, app: Any = None):
+        self._clock = clock
+        self.app = app
 
-    def after_run(
-        self, task: Any, context: JobContext, result: Any, exc: BaseException | None
-    ) -> None:
-        if context.run_id is None or isinstance(exc, SkipRun):
-            return
-        status = Status.SUCCEEDED if exc is None else Status.FAILED
-        note = "" if exc is None else f"{type(exc).__name__}: {exc}"[:2000]
-        JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
-            status=status, finished_at=timezone.now(), note=note
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            self._clock = get_clock()
+        return self._clock
+
+    # --- start ---------------------------------------------------------------------------
+    def before_run(self, run: RunInfo) -> None:
+        job, context = run.job, run.context
+        now = self.clock.now()
+        redactor = (
+            Redactor.for_params(run.params, job.secret_fields) if job.secret_fields else NO_SECRETS
         )
-        release_buffered(context.run_id)
+        fields = {
+            "now": now,
+            "host": run.hostname,
+            "pid": os.getpid(),
+            "queue": run.queue,
+            "params": job.mask(run.params),
+            # Outside Celery nothing could deliver a retry: one attempt.
+            "run_max_attempts": _int(run.header("retry_max_attempts")),
+            "job_max_attempts": job.retry.max_attempts if run.task_id else 1,
+        }
+        # A run beat did not send is scheduled for when it starts; its retries keep that.
+        context.scheduled_for = context.scheduled_for or now
+        if context.run_id is None:
+            claimed = self._start_unsent(run, fields)
+        else:
+            claimed = recording.claim(context.run_id, **fields)
+            if claimed is None:
+                claimed = self._start_slow(run, fields, pk=context.run_id)
+        context.run_id = claimed.id  # None for a direct call whose insert is in flight
+        context.attempt, context.max_attempts = claimed.attempt, claimed.max_attempts
+        run.state.update(claimed=claimed, redactor=redactor, snapshot=fields["params"])
+        # Last: nothing after this may fail, or the handler would stay attached.
+        run.state["capture"] = LogCapture().attach((context.logger.name, job.module), redactor)
+
+    def _start_unsent(self, run: RunInfo, fields: dict[str, Any]) -> recording.Claimed:
+        task_id = run.task_id or uuid.uuid4()
+        claimed = recording.insert_running(
+            task_id=task_id,
+            task_name=run.job.name,
+            trigger=run.context.trigger,
+            scheduled_for=run.context.scheduled_for,
+            now=fields["now"],
+            host=fields["host"],
+            pid=fields["pid"],
+            queue=fields["queue"],
+            params=fields["params"],
+            max_attempts=fields["run_max_attempts"] or fields["job_max_attempts"],
+            # Only a redelivery can find the row there already (nothing else sends a
+            # direct call's message twice): a first delivery need not wait for the answer.
+            wait=run.redelivered,
+        )
+        return claimed or self._start_slow(run, fields, task_id=task_id)
+
+    def _start_slow(self, run: RunInfo, fields: dict[str, Any], **lookup: Any) -> recording.Claimed:
+        """The attempt could not simply be started: decide under a row lock."""
+        recording.settle()  # a run this process just ended is seen ended
+        rerun: JobRun | None = None
+        release = False
+        with transaction.atomic():  # the decision is committed before the job runs or not
+            row = (
+                JobRun.objects.select_for_update(of=("self",))
+                .filter(**lookup)
+                .select_related("schedule")
+                .first()
+            )
+            if row is None:
+                reason = f"run {lookup} does not exist"
+            elif row.status in (Status.PENDING, Status.QUEUED):
+                reason = _overlap_reason(row)
+                claimed = None if reason else recording.claim(row.pk, **fields, check_overlap=False)
+                if claimed is not None:
+                    schedule = row.schedule
+                    run.state["guarded"] = schedule is not None and (
+                        schedule.overlap_policy != OverlapPolicy.ALLOW
+                    )
+                    return claimed
+            elif row.status == Status.RUNNING and run.redelivered:
+                rerun, reason = self._lost(row, run, fields["now"])
+                release = rerun is None
+            else:
+                reason = f"run {row.pk} is already {row.status}: duplicate delivery"
+        if rerun is not None:
+            self._publish(run, rerun, countdown=0)
+        if release and row is not None:
+            release_buffered(row.pk)
+        raise SkipRun(reason)
+
+    def _lost(self, row: JobRun, run: RunInfo, now: datetime) -> tuple[JobRun | None, str]:
+        """The attempt ``row`` was running when its worker died: mark it lost, and rerun
+        the occurrence as a new attempt while attempts remain."""
+        message = "the worker running this attempt was lost (its message was redelivered)"
+        recording.finish(
+            row.pk, status=Status.LOST, now=now, error_type="WorkerLost", error_message=message
+        )
+        if row.attempt >= row.max_attempts:
+            return None, f"attempt {row.attempt} lost; no attempts left"
+        rerun = retries.next_attempt(
+            row, now=now, delay=0, note=f"rerun: attempt {row.attempt} was lost"
+        )
+        return rerun, f"attempt {row.attempt} lost; rerun as attempt {rerun.attempt}"
+
+    # --- end -----------------------------------------------------------------------------
+    def after_run(self, run: RunInfo, result: Any, exc: BaseException | None) -> None:
+        capture: LogCapture | None = run.state.pop("capture", None)
+        if capture is not None:
+            capture.detach()
+        claimed: recording.Claimed | None = run.state.get("claimed")
+        if claimed is None:
+            return
+        now = self.clock.now()
+        if isinstance(exc, SkipRun):  # a later middleware decided not to run it
+            recording.finish(
+                claimed.id,
+                task_id=claimed.task_id,
+                status=Status.SKIPPED,
+                now=now,
+                note=exc.reason,
+            )
+            return
+        redactor: Redactor = run.state["redactor"]
+        logs = redactor.text(capture.text()) if capture is not None else ""
+        # Unless its schedule waits on it, nothing depends on the end being written: the
+        # worker sends it without waiting for the reply.
+        wait = bool(run.state.get("guarded"))
+        if exc is None:
+            result_text = summary(result, redactor)
+            if recording.finish(
+                claimed.id,
+                task_id=claimed.task_id,
+                status=Status.SUCCEEDED,
+                now=now,
+                result=result_text,
+                logs=logs,
+                wait=wait,
+            ):
+                self._occurrence_over(run, claimed)
+            return
+        error = {
+            "error_type": _type_name(exc),
+            "error_message": head(redactor.text(str(exc)), MAX_ERROR_MESSAGE),
+            "traceback": tail(
+                redactor.text("".join(traceback.format_exception(exc))), MAX_TRACEBACK
+            ),
+            "logs": logs,
+        }
+        status = retries.outcome(exc, run.job.retry, claimed.attempt, claimed.max_attempts)
+        if status == Status.RETRYING:
+            self._retry(run, claimed, now, error)
+        elif recording.finish(
+            claimed.id, task_id=claimed.task_id, status=status, now=now, wait=wait, **error
+        ):
+            self._occurrence_over(run, claimed)
+
+    def _retry(self, run: RunInfo, claimed: recording.Claimed, now: datetime, error: dict) -> None:
+        claimed = recording.resolve(claimed)
+        policy = retries.resolve_policy(
+            run.job.retry, _schedule_layer(claimed.schedule_id), retries.run_layer(run.header)
+        )
+        # The message waits out its countdown unacknowledged: never longer than the longest
+        # job, which the broker's visibility timeout exceeds (config.broker).
+        delay = min(policy.delay(claimed.attempt), float(settings.JOBS_MAX_TIME_LIMIT))
+        with transaction.atomic():
+            if not recording.finish(
+                claimed.id,
+                status=Status.RETRYING,
+                now=now,
+                retry_delay=delay,
+                next_attempt_at=now + timedelta(seconds=delay),
+                **error,
+            ):
+                return  # no longer running (cancelled meanwhile): nothing to retry
+            following = retries.next_attempt(
+                claimed,
+                now=now,
+                delay=delay,
+                task_name=run.job.name,
+                scheduled_for=run.context.scheduled_for,
+                queue=run.queue,
+                params=run.state["snapshot"],
+                args=[],
+            )
+        logger.info(
+            "%s: attempt %d of %d failed (%s); attempt %d in %.1fs",
+            run.job.name,
+            claimed.attempt,
+            claimed.max_attempts,
+            error["error_type"],
+            following.attempt,
+            delay,
+        )
+        self._publish(run, following, countdown=delay)
+
+    def _publish(self, run: RunInfo, attempt: JobRun, countdown: float) -> None:
+        headers = {
+            name: value for name in CARRIED_HEADERS if (value := run.header(name)) is not None
+        }
+        headers.update(
+            occurrence_id=attempt.pk,
+            scheduled_for=attempt.scheduled_for.isoformat(),
+            trigger=attempt.trigger,
+        )
+        options: dict[str, Any] = {"countdown": countdown} if countdown else {}
+        if run.queue:
+            options["queue"] = run.queue
+        message = Outgoing(
+            occurrence_id=attempt.pk,
+            task_id=attempt.task_id,
+            task_name=run.job.name,
+            scheduled_for=attempt.scheduled_for,
+            kwargs=dict(run.params),
+            options=options,
+            headers=headers,
+        )
+        Dispatcher(self.app or current_app, self.clock).publish([message])
+
+    def _occurrence_over(self, run: RunInfo, claimed: recording.Claimed) -> None:
+        if run.state.get("guarded"):
+            release_buffered(claimed.id)
 
 
-def _start(occurrence_id: int) -> str | None:
-    """Mark the occurrence running, or say why it must not run."""
-    occurrence = (
-        JobRun.objects.select_for_update(of=("self",))
-        .filter(pk=occurrence_id)
-        .select_related("schedule")
+def _overlap_reason(row: JobRun) -> str:
+    """Apply the schedule's overlap policy to ``row`` (locked, pending or queued); the
+    reason it must not start, or "" when it may."""
+    schedule = row.schedule
+    if schedule is None or schedule.overlap_policy == OverlapPolicy.ALLOW:
+        return ""
+    Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
+    others = JobRun.objects.filter(schedule=schedule).exclude(pk=row.pk)
+    if not others.filter(status=Status.RUNNING).exists():
+        return ""
+    buffered = others.filter(status=Status.BUFFERED).exists()
+    if schedule.overlap_policy == OverlapPolicy.BUFFER_ONE and not buffered:
+        row.status, row.note = Status.BUFFERED, "waits for the run going"
+    else:
+        row.status, row.note = Status.SKIPPED, "skipped: a run was going"
+    row.save(update_fields=["status", "note"])
+    return f"run {row.pk} {row.status} by the overlap policy"
+
+
+def _schedule_layer(schedule_id: int | None) -> dict[str, Any] | None:
+    if schedule_id is None:
+        return None
+    return (
+        Schedule.objects.filter(pk=schedule_id)
+        .values("retry_max_attempts", "retry_backoff_base", "retry_backoff_cap")
         .first()
     )
-    if occurrence is None:
-        return f"occurrence {occurrence_id} does not exist"
-    if occurrence.status not in (Status.PENDING, Status.QUEUED):
-        return f"occurrence {occurrence.pk} is already {occurrence.status}: duplicate delivery"
-    schedule = occurrence.schedule
-    if schedule is not None and schedule.overlap_policy != OverlapPolicy.ALLOW:
-        Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
-        others = JobRun.objects.filter(schedule=schedule).exclude(pk=occurrence.pk)
-        if others.filter(status=Status.RUNNING).exists():
-            buffered = others.filter(status=Status.BUFFERED).exists()
-            if schedule.overlap_policy == OverlapPolicy.BUFFER_ONE and not buffered:
-                occurrence.status, occurrence.note = Status.BUFFERED, "waits for the run going"
-            else:
-                occurrence.status, occurrence.note = Status.SKIPPED, "skipped: a run was going"
-            occurrence.save(update_fields=["status", "note"])
-            return f"occurrence {occurrence.pk} {occurrence.status} by the overlap policy"
-    occurrence.status, occurrence.started_at = Status.RUNNING, timezone.now()
-    occurrence.save(update_fields=["status", "started_at"])
-    return None
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def release_buffered(finished_id: int) -> None:
     """Publish the schedule's buffered occurrence now that its predecessor ended."""
-    from scheduler.clock import get_clock
-    from scheduler.dispatch import Dispatcher, outgoing_for
+    from scheduler.dispatch import outgoing_for
 
     with transaction.atomic():
         schedule_id = (

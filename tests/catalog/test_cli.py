@@ -1,6 +1,7 @@
 """``manage.py jobs``: list, describe, run (in-process), sync."""
 
 import json
+import os
 from importlib.metadata import EntryPoint
 from io import StringIO
 
@@ -8,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs_catalog.discovery import ENTRY_POINT_GROUP, discover
+from scheduler.models import JobRun
 
 
 @pytest.fixture
@@ -49,6 +51,7 @@ def test_describe_shows_parameters_defaults_choices_and_secrets(catalog):
     assert params["token"]["secret"] is True and params["shout"]["default"] is False
 
 
+@pytest.mark.django_db  # the run is recorded in the history
 def test_run_prints_the_result_as_json(catalog):
     out, _ = jobs("run", "plugin.echo", "--param", "message=hi there", "-p", "shout=true")
     assert json.loads(out) == "HI THERE"
@@ -56,6 +59,7 @@ def test_run_prints_the_result_as_json(catalog):
     assert json.loads(out) == "redred"
 
 
+@pytest.mark.django_db  # the run is recorded in the history
 def test_a_text_parameter_keeps_what_was_typed(catalog):
     out, _ = jobs("run", "plugin.echo", "--param", "message=123")
     assert json.loads(out) == "123"
@@ -74,13 +78,16 @@ def test_a_text_parameter_keeps_what_was_typed(catalog):
         (["describe", "plugin.nope"], "unknown job 'plugin.nope'"),
     ],
 )
+@pytest.mark.django_db
 def test_bad_input_is_a_clear_error_with_exit_code_2(catalog, args, fragment):
     with pytest.raises(CommandError) as caught:
         jobs(*args)
     assert fragment in str(caught.value)
     assert caught.value.returncode == 2
+    assert not JobRun.objects.exists()  # bad input changes nothing
 
 
+@pytest.mark.django_db  # the run is recorded in the history
 def test_a_failing_job_exits_1_with_its_error(catalog, monkeypatch):
     def explode(message: str):
         raise ValueError(f"cannot echo {message}")
@@ -94,6 +101,20 @@ def test_a_failing_job_exits_1_with_its_error(catalog, monkeypatch):
     assert caught.value.returncode == 1
     assert "job 'plugin.explode' failed: ValueError: cannot echo x" in str(caught.value)
     assert "Traceback" in err.getvalue()
+    run = JobRun.objects.get()
+    assert (run.trigger, run.status, run.attempt, run.max_attempts) == ("cli", "failed", 1, 1)
+    assert run.error_type == "ValueError" and run.error_message == "cannot echo x"
+
+
+@pytest.mark.django_db
+def test_a_run_is_recorded_with_the_cli_trigger_and_masked_secrets(catalog):
+    out, _ = jobs("run", "plugin.echo", "-p", "message=hi", "-p", "token=hunter22")
+    assert json.loads(out) == "hi"
+    run = JobRun.objects.get()
+    assert (run.task_name, run.trigger, run.status) == ("plugin.echo", "cli", "succeeded")
+    assert run.params == {"message": "hi", "token": "********"}
+    assert run.result == "'hi'" and run.worker_pid == os.getpid()
+    assert run.started_at <= run.finished_at and run.duration >= 0
 
 
 @pytest.mark.django_db

@@ -49,6 +49,7 @@ def test_platform_default_limits_apply_when_a_job_declares_none(settings):
     assert (task.soft_time_limit, task.time_limit) == (30, 40)
 
 
+@pytest.mark.django_db  # each run is recorded in the history
 def test_task_validates_and_runs_the_job_in_process(bound):
     task, _ = bound
     # apply() runs the task body in this process: a unit test of the base task only.

@@ -8,14 +8,17 @@ manage.py jobs run builtin.http_request --param url=https://example.org --param 
 from __future__ import annotations
 
 import json
+import socket
 import traceback
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.definition import Job
 from jobs_catalog.errors import ParameterError, UnknownJobError
+from jobs_catalog.middleware import RunInfo, run_with_middleware
 from jobs_catalog.registry import registry
 
 #: Exit codes of ``jobs run``: the job failed / the input was wrong.
@@ -109,15 +112,35 @@ class Command(BaseCommand):
             job.validate(params)
         except ParameterError as exc:
             raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from None
-        context = JobContext(job=job.name, trigger="cli", max_attempts=1)
+        # The same middleware as on a worker, so the run is recorded in the history (one
+        # attempt: nobody retries a command typed at a terminal).
+        run = RunInfo(
+            job=job,
+            params=params,
+            context=JobContext(job=job.name, trigger="cli", max_attempts=1),
+            hostname=socket.gethostname(),
+        )
         try:
-            result = job.call(params, context)
+            result = self._run(run)
         except Exception as exc:
             self.stderr.write("".join(traceback.format_exception(exc)))
             raise CommandError(
                 f"job {job.name!r} failed: {type(exc).__name__}: {exc}", returncode=EXIT_JOB_FAILED
             ) from None
         self._print_json(result)
+
+    def _run(self, run: RunInfo) -> Any:
+        try:
+            return run_with_middleware(run)
+        except DatabaseError as exc:
+            if run.context.run_id is not None:
+                raise  # the job's own error, or one recording its end
+            # A job author trying a job on a fresh checkout still gets to run it.
+            self.stderr.write(
+                f"warning: this run is not recorded in the run history ({exc}); "
+                "has `manage.py migrate` been run?"
+            )
+            return run.job.call(run.params, run.context)
 
     # --- sync ---------------------------------------------------------------------------
     def handle_sync(self, **options: Any) -> None:

@@ -1,0 +1,80 @@
+"""The worker's own connection for run-history statements, on real PostgreSQL: a run's end
+sent without waiting is committed once settled, a failed statement is reported, and a
+connection broken under it is replaced."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from scheduler import history_connection, recording
+from scheduler.history_connection import OwnConnection, _numbered
+from scheduler.models import JobRun
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+Status = JobRun.Status
+
+
+@pytest.fixture
+def own(monkeypatch):
+    instance = OwnConnection()
+    monkeypatch.setattr(history_connection, "own", instance)
+    yield instance
+    instance.discard()
+
+
+def test_placeholders_are_numbered():
+    assert _numbered("a = %s AND b IN (%s, %s)") == b"a = $1 AND b IN ($2, $3)"
+
+
+def test_an_end_sent_without_waiting_is_committed_once_settled(own):
+    now = timezone.now()
+    run = JobRun.objects.create(
+        task_name="t", scheduled_for=now, status=Status.RUNNING, started_at=now
+    )
+    assert recording.finish(run.pk, status=Status.SUCCEEDED, now=now, result="r", wait=False)
+    recording.settle()
+    run.refresh_from_db()
+    assert (run.status, run.result, run.duration) == ("succeeded", "r", 0.0)
+    # The next statement on the connection reads the reply first: no mix-up of answers.
+    claimed = recording.claim(
+        run.pk,
+        now=now,
+        host="h",
+        pid=1,
+        queue="",
+        params={},
+        run_max_attempts=None,
+        job_max_attempts=1,
+    )
+    assert claimed is None
+
+
+def test_a_failing_statement_sent_without_waiting_is_logged(own, caplog):
+    own.send("SELECT 1 / %s::int", [0])
+    with caplog.at_level(logging.ERROR):
+        own.settle()
+    assert "a run's end was not recorded" in caplog.text and "division by zero" in caplog.text
+    assert own.query("SELECT %s::int + 1", [1]) == (2,)  # and the connection goes on
+
+
+def test_a_connection_broken_under_it_is_replaced(own):
+    now = timezone.now()
+    run = JobRun.objects.create(task_name="t", scheduled_for=now, status=Status.QUEUED)
+    own.query("SELECT 1", [])
+    with connection.cursor() as cursor:  # the database ends the session (a restart would)
+        cursor.execute("SELECT pg_terminate_backend(%s)", [own._conn.info.backend_pid])
+    claimed = recording.claim(
+        run.pk,
+        now=now,
+        host="h",
+        pid=1,
+        queue="",
+        params={},
+        run_max_attempts=None,
+        job_max_attempts=2,
+    )
+    assert claimed is not None and claimed.max_attempts == 2
