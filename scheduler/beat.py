@@ -60,6 +60,9 @@ class DatabaseScheduler(Scheduler):
 
     # --- startup ---------------------------------------------------------------------------
     def setup_schedule(self) -> None:
+        # Publishers are forked first, while beat holds no listening connection and has
+        # not begun watching for changes.
+        publisher = make_publisher(self.app)
         if connection.vendor == "sqlite":
             self.lock = SingleBeatLock(Path(settings.DATA_DIR) / "beat.lock")
             self.lock.acquire()
@@ -71,7 +74,7 @@ class DatabaseScheduler(Scheduler):
         self.dispatcher = Dispatcher(
             self.app,
             self.clock,
-            publisher=make_publisher(self.app),
+            publisher=publisher,
             lookahead=timedelta(seconds=settings.SCHEDULER_LOOKAHEAD),
         )
         republished = self.dispatcher.sweep(min_age=timedelta(0))

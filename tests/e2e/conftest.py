@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,4 +38,6 @@ def platform(tmp_path) -> Platform:
         EXTRA_INSTALLED_APPS="tests.fixtures.sample_app",
         SCHEDULER_CLOCK=f"file:{clock_file}",
     )
+    # The clock runs from now until a test moves it (workers read it to stamp runs).
+    FileClock.set(clock_file, datetime.now(UTC))
     return Platform(env, f"e2e-{uuid.uuid4().hex[:10]}", clock_file, tmp_path)

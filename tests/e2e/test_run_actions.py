@@ -77,7 +77,7 @@ def test_a_run_cancelled_while_queued_is_dropped_by_the_worker(platform, client_
     cancel_run(run.pk, None, app=client_app)
     # A worker started afterwards never heard the revoke: the run's status stops it.
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue) as worker:
-        worker.wait_for_output(f"occurrence {run.pk} is already cancelled", timeout=30)
+        worker.wait_for_output(f"run {run.pk} is already cancelled", timeout=30)
     assert not marker.exists()
     assert status(run) == Status.CANCELLED
 
