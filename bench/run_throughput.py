@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         "DJANGO_SETTINGS_MODULE": SETTINGS,
         "DATA_DIR": str(workdir),
     }
+    os.environ.update(env)  # this process uses Django too (to reset the database)
+    import django
+
+    django.setup()
     results: dict[str, list[dict]] = {case: [] for case in CASES}
     try:
         log("migrating the template database")
