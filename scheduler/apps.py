@@ -10,6 +10,8 @@ class SchedulerConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from scheduler import checks, periodic  # noqa: F401  (cron entries in step; checks)
+        from scheduler.alerts import setup as alerts
         from scheduler.signals import create_platform_schedules
 
         post_migrate.connect(create_platform_schedules, sender=self)
+        alerts.connect()

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.middleware import Middleware, SkipRun
+from scheduler import run_events
 from scheduler.models import JobRun, OverlapPolicy, Schedule
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class OccurrenceMiddleware(Middleware):
         JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
             status=status, finished_at=timezone.now(), note=note
         )
+        run_events.finished(context.run_id)  # alerting and other listeners
         release_buffered(context.run_id)
 
 
@@ -69,9 +71,12 @@ def _start(occurrence_id: int) -> str | None:
             else:
                 occurrence.status, occurrence.note = Status.SKIPPED, "skipped: a run was going"
             occurrence.save(update_fields=["status", "note"])
+            if occurrence.status == Status.SKIPPED:
+                run_events.finished(occurrence)  # alerting and other listeners
             return f"occurrence {occurrence.pk} {occurrence.status} by the overlap policy"
     occurrence.status, occurrence.started_at = Status.RUNNING, timezone.now()
     occurrence.save(update_fields=["status", "started_at"])
+    run_events.started(occurrence)  # alerting and other listeners
     return None
 
 
