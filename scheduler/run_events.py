@@ -3,9 +3,10 @@
 
 - ``run_started(run)``: the worker marked ``run`` running (sent inside the transaction that
   did, so receivers defer side effects with ``transaction.on_commit``).
-- ``run_finished(run)``: ``run`` got its final status for this attempt: succeeded, failed,
-  retrying (another attempt follows), timed out, lost, cancelled, or skipped by the worker's
-  overlap check.
+- ``run_finished(run, run_id, status)``: ``run`` got its final status for this attempt:
+  succeeded, failed, retrying (another attempt follows), timed out, lost, cancelled, or
+  skipped by the worker's overlap check. ``run_id`` and ``status`` cost nothing; ``run`` may
+  be read from the database on first use (when the sender had only the id).
 - ``runs_not_started(runs)``: beat recorded occurrences it will not run (missed while beat
   was down, skipped by the overlap policy); sent inside beat's transaction.
 """
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Iterable
 
 from django.dispatch import Signal
+from django.utils.functional import SimpleLazyObject
 
 from scheduler.models import JobRun
 
@@ -33,26 +35,28 @@ def started(run: JobRun) -> None:
     _send(run_started, run=run)
 
 
-def finished(run: JobRun | int) -> None:
-    """Announce the end of ``run`` (a row, or its id: then it is read once, if anyone
-    listens)."""
+def finished(run: JobRun | int, status: str | None = None) -> None:
+    """Announce the end of ``run``: a row, or its id and new ``status`` (then the row is read
+    only if a receiver needs it)."""
     if not run_finished.has_listeners(JobRun):
         return
-    if isinstance(run, int):
-        try:
-            loaded = (
-                JobRun.objects.defer(*_FINISHED_FIELDS_DEFERRED)
-                .select_related("schedule")
-                .filter(pk=run)
-                .first()
-            )
-        except Exception:  # never let bookkeeping of the bookkeeping fail a run
-            logger.exception("run %s: could not read it to announce its end", run)
-            return
-        if loaded is None:
-            return
-        run = loaded
-    _send(run_finished, run=run)
+    if isinstance(run, JobRun):
+        _send(run_finished, run=run, run_id=run.pk, status=run.status)
+        return
+    run_id = run
+    row = SimpleLazyObject(lambda: _load(run_id, status))
+    _send(run_finished, run=row, run_id=run_id, status=status or row.status)
+
+
+def _load(run_id: int, status: str | None) -> JobRun:
+    found = (
+        JobRun.objects.defer(*_FINISHED_FIELDS_DEFERRED)
+        .select_related("schedule")
+        .filter(pk=run_id)
+        .first()
+    )
+    # Deleted meanwhile: a stand-in without a schedule, which nobody alerts on.
+    return found or JobRun(pk=run_id, status=status or JobRun.Status.FAILED)
 
 
 def not_started(runs: Iterable[JobRun]) -> None:

@@ -44,7 +44,7 @@ class OccurrenceMiddleware(Middleware):
         JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
             status=status, finished_at=timezone.now(), note=note
         )
-        run_events.finished(context.run_id)  # alerting and other listeners
+        run_events.finished(context.run_id, status)  # alerting and other listeners
         release_buffered(context.run_id)
 
 

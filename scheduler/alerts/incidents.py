@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 
 from scheduler.alert_models import AlertChannel, AlertDelivery, Incident
 from scheduler.alerts import messages
@@ -167,9 +167,13 @@ def notify(
     return created
 
 
-def open_of(schedule_id: int) -> dict[str, Incident]:
-    """A schedule's open incidents by kind: one indexed read."""
-    return {i.kind: i for i in Incident.objects.filter(schedule_id=schedule_id, resolved_at=None)}
+def open_of(run_id: int) -> dict[str, Incident]:
+    """The open incidents of the schedule of run ``run_id``, by kind: one indexed read (the
+    run's row by its key, the incidents by the partial index of open ones)."""
+    schedule = JobRun.objects.filter(pk=run_id).values("schedule_id")
+    return {
+        i.kind: i for i in Incident.objects.filter(schedule_id=Subquery(schedule), resolved_at=None)
+    }
 
 
 def _s(seconds: float) -> timedelta:

@@ -30,7 +30,7 @@ def fail_once(make_schedule, make_run, channels, **policy_fields):
     schedule = make_schedule("nightly report")
     policy(schedule, channels, **policy_fields)
     run = make_run(schedule, Status.FAILED)
-    run_events.finished(run.pk)
+    run_events.finished(run.pk, Status.FAILED)
     return schedule, run
 
 
@@ -223,7 +223,7 @@ def test_sentry_crons_check_ins_carry_the_schedules_monitor_config(
         status=Status.FAILED, finished_at=run.started_at + timedelta(seconds=2)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        run_events.finished(run.pk)
+        run_events.finished(run.pk, Status.FAILED)
     async_client(sentry.dsn).flush(timeout=5)
     checks = wait_until(lambda: len(sentry.checkins()) >= 2 and sentry.checkins(), 5, "check-ins")
     assert [c["status"] for c in checks] == ["in_progress", "error"]

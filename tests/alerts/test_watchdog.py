@@ -114,7 +114,7 @@ def test_a_run_running_too_long_while_it_runs_and_when_it_ends(
     JobRun.objects.filter(pk=run.pk).update(
         status=Status.SUCCEEDED, finished_at=NOW + timedelta(seconds=30)
     )
-    run_events.finished(run.pk)
+    run_events.finished(run.pk, Status.SUCCEEDED)
     incident.refresh_from_db()
     assert not incident.is_open and incident.resolution.startswith("The long run ended: succeeded")
     assert events() == [("opened", "too_long"), ("resolved", "too_long")]
