@@ -77,6 +77,8 @@ def _overdue_entries(now: datetime, min_grace: int) -> dict[int, evaluate.Missin
         BeatEntry.objects.filter(
             due_at__lt=now - timedelta(seconds=min_grace),
             periodic_task__managed_schedule__isnull=False,
+            # Paused while beat was down: beat has not cleared the entry yet.
+            periodic_task__enabled=True,
         )
         .order_by("due_at")
         .values_list("periodic_task__managed_schedule__id", "due_at")[:BATCH]
@@ -98,27 +100,34 @@ def _overdue_entries(now: datetime, min_grace: int) -> dict[int, evaluate.Missin
 
 
 def _unstarted_runs(now: datetime, min_grace: int) -> dict[int, evaluate.Missing]:
+    """First attempts still pending or queued past their time. A run asked for later than
+    its time (run now, backfill) is late from when it was asked for; retries follow their
+    own backoff and are not counted here."""
+    cut = now - timedelta(seconds=min_grace)
     rows = list(
         JobRun.objects.filter(
             status__in=[Status.PENDING, Status.QUEUED],
-            scheduled_for__lt=now - timedelta(seconds=min_grace),
+            scheduled_for__lt=cut,
+            created_at__lt=cut,
+            attempt=1,
             schedule__isnull=False,
         )
         .order_by("-scheduled_for")
-        .values_list("id", "schedule_id", "scheduled_for", "status")[:BATCH]
+        .values_list("id", "schedule_id", "scheduled_for", "created_at", "status")[:BATCH]
     )
     if not rows:
         return {}
-    ids = {sid for _, sid, _, _ in rows}
+    ids = {row[1] for row in rows}
     policies = config.policies_for(ids)
     jitters = dict(Schedule.objects.filter(pk__in=ids, jitter__gt=0).values_list("pk", "jitter"))
     out = {}
-    for pk, sid, scheduled_for, status in rows:
+    for pk, sid, scheduled_for, created_at, status in rows:
         policy = policies[sid]
         offset = jitter_offset(sid, jitters[sid]) if sid in jitters else timedelta(0)
         if sid in out or not policy.on_missed:
             continue
-        if rules.is_late(scheduled_for, now, policy.grace, offset):
+        asked = max(scheduled_for + offset, created_at)
+        if rules.is_late(asked, now, policy.grace):
             where = "waits in the queue" if status == Status.QUEUED else "was never sent"
             out[sid] = evaluate.Missing(
                 sid,

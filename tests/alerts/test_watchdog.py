@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from scheduler import run_events
 from scheduler.alert_models import AlertChannel, AlertDelivery, Incident, WatchdogLease
@@ -44,8 +45,12 @@ def events() -> list[tuple[str, str]]:
 
 
 def test_beat_not_running_makes_a_missed_incident_once_per_schedule(make_schedule, hook):
-    late, on_time, patient = (make_schedule(n) for n in ("late", "on time", "patient"))
+    late, on_time, patient, paused = (
+        make_schedule(n) for n in ("late", "on time", "patient", "paused")
+    )
     policy(patient, grace=3600)
+    due(paused, NOW - timedelta(hours=1))
+    PeriodicTask.objects.filter(pk=paused.periodic_task_id).update(enabled=False)
     due(late, NOW - timedelta(seconds=301))  # the default grace is 300 s
     due(on_time, NOW - timedelta(seconds=250))
     due(patient, NOW - timedelta(seconds=600))
@@ -65,9 +70,28 @@ def test_an_occurrence_waiting_in_the_queue_past_its_grace(make_schedule, make_r
     schedule = make_schedule("queued", jitter=120)
     offset = jitter_offset(schedule.pk, 120)
     scheduled = NOW - offset - timedelta(seconds=300)
-    make_run(schedule, Status.QUEUED, scheduled_for=scheduled + timedelta(seconds=2))
+    make_run(
+        schedule,
+        Status.QUEUED,
+        scheduled_for=scheduled + timedelta(seconds=2),
+        created_at=scheduled,
+    )
     assert watchdog.run_checks(NOW).unstarted == 0  # within grace once its jitter counts
-    run = make_run(schedule, Status.QUEUED, scheduled_for=scheduled - timedelta(seconds=2))
+    # Asked for late (a backfill of an old time): late from when it was asked for.
+    make_run(
+        schedule,
+        Status.QUEUED,
+        scheduled_for=NOW - timedelta(days=3),
+        created_at=NOW - timedelta(seconds=60),
+        trigger=JobRun.Trigger.BACKFILL,
+    )
+    assert watchdog.run_checks(NOW).unstarted == 0
+    run = make_run(
+        schedule,
+        Status.QUEUED,
+        scheduled_for=scheduled - timedelta(seconds=2),
+        created_at=scheduled - timedelta(seconds=3),
+    )
     watchdog.run_checks(NOW)
     incident = Incident.objects.get()
     assert incident.kind == Kind.MISSED and incident.last_run_id == run.pk
