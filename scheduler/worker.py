@@ -41,10 +41,11 @@ class OccurrenceMiddleware(Middleware):
             return
         status = Status.SUCCEEDED if exc is None else Status.FAILED
         note = "" if exc is None else f"{type(exc).__name__}: {exc}"[:2000]
-        JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
+        ended = JobRun.objects.filter(pk=context.run_id, status=Status.RUNNING).update(
             status=status, finished_at=timezone.now(), note=note
         )
-        run_events.finished(context.run_id, status)  # alerting and other listeners
+        if ended:  # not when it was cancelled meanwhile
+            run_events.finished(context.run_id, status)  # alerting and other listeners
         release_buffered(context.run_id)
 
 
