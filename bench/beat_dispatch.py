@@ -355,7 +355,7 @@ class Bench:
             host_end = host_cpu()
             log(f"{case} / {label}: time limit ({limit:.0f}s after the due time) reached")
         memory = [child.memory_mb() for child, _, _ in beats]
-        pss = [child.peak_pss_mb for child, _, _ in beats if hasattr(child, "peak_pss_mb")]
+        pss = [child.peak_pss_mb for child, _, _ in beats if child.peak_pss_mb is not None]
         for child, _, _ in beats:
             child.stop()
         tally.add(rec for _, tail, _ in beats for rec in tail.read())
@@ -422,7 +422,7 @@ class Bench:
             time.sleep(min(0.5, max(0.0, end - time.time())))
         cpu_end, host_end, t_end = child.cpu_seconds() or 0.0, host_cpu(), time.time()
         memory = [child.memory_mb()]
-        pss = getattr(child, "peak_pss_mb", None)
+        pss = child.peak_pss_mb
         child.stop()
         # What was published after the window closed does not count.
         tally.add(record for record in tail.read() if record[2] <= t_end)
@@ -644,16 +644,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the database, Redis and logs")
     parser.add_argument("--profile", action="store_true", help="cProfile our beat (slower)")
     parser.add_argument("--loglevel", default="WARNING", help="beat's log level")
-    parser.add_argument(
-        "--database-server",
-        default=os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432"),
-    )
-    parser.add_argument("--database", default="bench_beat", help="database name (dropped!)")
-    parser.add_argument(
-        "--redis",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-        help="Redis database (flushed!)",
-    )
+    database.add_server_arguments(parser, "bench_beat", redis_db=14)
     parser.add_argument("--queue", default="bench_beat")
     opts = parser.parse_args(argv)
     cases = [c.strip() for c in opts.case.split(",") if c.strip()]

@@ -7,6 +7,7 @@ it (``CREATE DATABASE ... TEMPLATE``), so each scheduler starts from the same st
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -130,6 +131,24 @@ def seed(rows: Iterable[tuple[str, Cron]], queue: str) -> int:
         cursor.execute("ANALYZE")
     connection.close()
     return len(rows)
+
+
+def add_server_arguments(
+    parser: argparse.ArgumentParser, database: str, redis_db: int | None = None
+) -> None:
+    """The benchmarks' ``--database-server`` and ``--database`` (and ``--redis`` when they use
+    Redis), with the same environment overrides everywhere."""
+    parser.add_argument(
+        "--database-server",
+        default=os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432"),
+    )
+    parser.add_argument("--database", default=database, help="database name (dropped!)")
+    if redis_db is not None:
+        parser.add_argument(
+            "--redis",
+            default=os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:6379/{redis_db}"),
+            help="Redis database (flushed!)",
+        )
 
 
 def flush_redis(url: str) -> None:

@@ -423,11 +423,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--explain", action="store_true", help="log EXPLAIN ANALYZE per case")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout, table on stderr")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument(
-        "--database-server",
-        default=os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432"),
-    )
-    parser.add_argument("--database", default="bench_history", help="database name (dropped!)")
+    database.add_server_arguments(parser, "bench_history")
     opts = parser.parse_args(argv)
     if opts.schedules < 1 or opts.runs < opts.schedules or opts.repeats < 1:
         parser.error("need --runs >= --schedules >= 1 and --repeats >= 1")

@@ -32,6 +32,8 @@ class Child:
                 start_new_session=True,
             )
         self.pid = self.popen.pid
+        #: The tree's peak PSS in MiB, as far as :meth:`sample_memory` has seen.
+        self.peak_pss_mb: float | None = None
         _RUNNING.append(self)
 
     def alive(self) -> bool:
@@ -73,7 +75,7 @@ class Child:
                         pss += int(line.split()[1])
             except OSError:
                 continue
-        self.peak_pss_mb = max(getattr(self, "peak_pss_mb", 0.0), pss / 1024)
+        self.peak_pss_mb = max(self.peak_pss_mb or 0.0, pss / 1024)
 
     def memory_mb(self) -> tuple[float | None, float | None]:
         """(peak resident set, current resident set) in MiB, summed over the tree: each

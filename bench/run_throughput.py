@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from bench import database
+from bench.beat_dispatch import log
 from bench.procs import ROOT, Child, host_busy, host_cpu, stop_all
 
 CASES = ("bare", "django-celery-results", "ours")
@@ -41,19 +42,13 @@ QUEUE = "bench_runs"
 SETTINGS = "bench.throughput_settings"
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run_throughput")
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--database-server", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--database", default="bench_runs", help="database name (dropped!)")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="flushed!")
+    database.add_server_arguments(parser, "bench_runs", redis_db=13)
     opts = parser.parse_args(argv)
 
     dbs = database.Databases(opts.database_server, opts.database)

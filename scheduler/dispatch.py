@@ -214,9 +214,7 @@ class Dispatcher:
             Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
             plans = [Planned(task, t, Status.PENDING, trigger=trigger) for t in times]
             outgoing = self._insert(plans, self.clock.now())
-        for message in outgoing:
-            message.due_at = None  # asked for now, whatever the jitter
-        self.publish(outgoing)
+        self.publish(outgoing)  # asked for now: sent at once, whatever the jitter
         ids = [p.task_id for p in plans]
         return list(JobRun.objects.filter(task_id__in=ids).order_by("scheduled_for"))
 

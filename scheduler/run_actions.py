@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 
+from scheduler import retries
 from scheduler.clock import Clock, get_clock
 from scheduler.dispatch import Dispatcher, is_postgres, outgoing_for
 from scheduler.display import status_label
@@ -94,9 +95,9 @@ def retry_run(
         if first is None:
             raise RunActionError(f"Run #{run_id} does not exist (any more).")
         attempts = list(
-            JobRun.objects.filter(Q(pk=first_id) | Q(occurrence_id=first_id))
-            .only("id", "attempt", "max_attempts", "status", "params", "args")
-            .order_by("-attempt", "-id")
+            JobRun.objects.filter(Q(pk=first_id) | Q(occurrence_id=first_id)).order_by(
+                "-attempt", "-id"
+            )
         )
         latest = attempts[0]
         active = next((a for a in attempts if a.status in JobRun.ACTIVE), None)
@@ -118,22 +119,14 @@ def retry_run(
                 "This run's cron entry no longer exists (its schedule was deleted), so there "
                 "is nothing to send."
             )
-        number = latest.attempt + 1
-        retry = JobRun.objects.create(
-            periodic_task=task,
-            schedule_id=run.schedule_id,
-            occurrence_id=first_id,
+        retry = retries.next_attempt(
+            latest,
+            now=clock.now(),
+            delay=0,
+            note=f"Retried by {_who(user)} at {_stamp(clock)}.",
             task_name=task.task,
             scheduled_for=first.scheduled_for,
-            trigger=JobRun.Trigger.RETRY,
-            status=Status.PENDING,
-            attempt=number,
-            max_attempts=max(latest.max_attempts, number),
-            note=f"Retried by {_who(user)} at {_stamp(clock)}.",
             queue=task.queue or "",
-            params=latest.params,
-            args=latest.args,
-            created_at=clock.now(),
         )
     message = outgoing_for(task, retry.pk, retry.task_id, retry)
     try:

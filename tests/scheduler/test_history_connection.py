@@ -16,6 +16,8 @@ from scheduler.models import JobRun
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 Status = JobRun.Status
+#: What a claim says of the worker; the same for every claim here.
+WORKER = {"host": "h", "pid": 1, "queue": "", "params": {}, "run_max_attempts": None}
 
 
 @pytest.fixture
@@ -40,16 +42,7 @@ def test_an_end_sent_without_waiting_is_committed_once_settled(own):
     run.refresh_from_db()
     assert (run.status, run.result, run.duration) == ("succeeded", "r", 0.0)
     # The next statement on the connection reads the reply first: no mix-up of answers.
-    claimed = recording.claim(
-        run.pk,
-        now=now,
-        host="h",
-        pid=1,
-        queue="",
-        params={},
-        run_max_attempts=None,
-        job_max_attempts=1,
-    )
+    claimed = recording.claim(run.pk, now=now, **WORKER, job_max_attempts=1)
     assert claimed is None
 
 
@@ -67,14 +60,5 @@ def test_a_connection_broken_under_it_is_replaced(own):
     own.query("SELECT 1", [])
     with connection.cursor() as cursor:  # the database ends the session (a restart would)
         cursor.execute("SELECT pg_terminate_backend(%s)", [own._conn.info.backend_pid])
-    claimed = recording.claim(
-        run.pk,
-        now=now,
-        host="h",
-        pid=1,
-        queue="",
-        params={},
-        run_max_attempts=None,
-        job_max_attempts=2,
-    )
+    claimed = recording.claim(run.pk, now=now, **WORKER, job_max_attempts=2)
     assert claimed is not None and claimed.max_attempts == 2
