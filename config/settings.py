@@ -200,6 +200,30 @@ JOBS_HISTORY_PRUNE_CRON = env_str("JOBS_HISTORY_PRUNE_CRON", "17 3 * * *").strip
 # for lost (its worker died unseen) by beat's reaper.
 SCHEDULER_REAPER_GRACE = env_int("SCHEDULER_REAPER_GRACE", 60)
 
+# --- Alerts -------------------------------------------------------------------------------
+# Project-wide defaults of every schedule's alert rules; a schedule's alert policy overrides
+# them (see scheduler/alerts/). Times in seconds; 0 turns a timed rule off.
+ALERTS_ON_FAILURE = env_bool("ALERTS_ON_FAILURE", True)
+ALERTS_FAILURE_THRESHOLD = env_int("ALERTS_FAILURE_THRESHOLD", 1)
+ALERTS_ON_RECOVERY = env_bool("ALERTS_ON_RECOVERY", True)
+ALERTS_ON_MISSED = env_bool("ALERTS_ON_MISSED", True)
+ALERTS_DEFAULT_GRACE = env_int("ALERTS_DEFAULT_GRACE", 300)
+ALERTS_DEFAULT_MAX_RUNTIME = env_int("ALERTS_DEFAULT_MAX_RUNTIME", 0)
+ALERTS_REMINDER_INTERVAL = env_int("ALERTS_REMINDER_INTERVAL", 0)
+# More schedules than this missing in one check: one platform incident instead of one each.
+ALERTS_STORM_THRESHOLD = env_int("ALERTS_STORM_THRESHOLD", 20)
+# How often the watchdog (missed and too-long runs) looks, from workers and beat; 0: never.
+ALERTS_WATCHDOG_INTERVAL = env_float("ALERTS_WATCHDOG_INTERVAL", 15.0)
+# The queue of the alert delivery task (empty: Celery's default queue).
+ALERTS_QUEUE = env_str("ALERTS_QUEUE")
+# Attempts to deliver one alert, and the backoff between them (exponential, full jitter).
+ALERTS_DELIVERY_ATTEMPTS = env_int("ALERTS_DELIVERY_ATTEMPTS", 6)
+ALERTS_DELIVERY_BACKOFF = env_float("ALERTS_DELIVERY_BACKOFF", 30.0)
+ALERTS_DELIVERY_BACKOFF_CAP = env_float("ALERTS_DELIVERY_BACKOFF_CAP", 1800.0)
+ALERTS_EMAIL_FROM = env_str("ALERTS_EMAIL_FROM") or DEFAULT_FROM_EMAIL
+# Where people reach this site: the links in alerts (to a run, a schedule, an incident).
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = transport_options(

@@ -37,6 +37,7 @@ from django_celery_beat.models import (
 
 from jobs_catalog.models import JobDefinition
 from scheduler import cron, services, views
+from scheduler.alert_admin import AlertPolicyInline
 from scheduler.display import (
     NONE,
     format_moment,
@@ -137,6 +138,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "recent_runs_display",
     )
     actions = ("run_now", "pause", "resume", "duplicate", "backfill")
+    inlines = (AlertPolicyInline,)
     list_per_page = 100
 
     class Media:

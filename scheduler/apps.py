@@ -14,6 +14,8 @@ class SchedulerConfig(AppConfig):
             checks,
             periodic,  # keeps cron entries in step
         )
+        from scheduler.alerts import setup as alerts
         from scheduler.signals import create_platform_schedules
 
         post_migrate.connect(create_platform_schedules, sender=self)
+        alerts.connect()

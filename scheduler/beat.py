@@ -21,6 +21,7 @@ from django.db.utils import DatabaseError, InterfaceError
 from django_celery_beat.schedulers import ModelEntry
 
 from scheduler import reaper
+from scheduler.alerts import watchdog_runner
 from scheduler.changes import ChangeFeed
 from scheduler.clock import FileClock, get_clock
 from scheduler.dispatch import Dispatcher
@@ -118,6 +119,7 @@ class DatabaseScheduler(Scheduler):
         if monotonic >= self._next_prune:
             self.feed.prune()
             self._next_prune = monotonic + 600
+        watchdog_runner.maybe_run(self.clock)  # missed and too-long runs (alerting)
         self.feed.wait(self._wait_time())
         return 0.0
 

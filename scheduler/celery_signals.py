@@ -27,7 +27,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 
 from jobs_catalog.tasks import CatalogTask
-from scheduler import history_connection, recording, retries
+from scheduler import history_connection, recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
 from scheduler.models import JobRun
@@ -263,6 +263,8 @@ def _record_in_parent(task: Any, task_id: str, exc: BaseException, status: str) 
             from scheduler.worker import release_buffered
 
             release_buffered(ended[0])
+            if status == Status.TIMED_OUT:  # final (a lost one is redelivered): alerting
+                run_events.finished(ended[0], status, ended[1])
     finally:
         _close_inheritable()
 

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, F, Min, Q, Value, When
 from django_celery_beat.models import PeriodicTask
 
-from scheduler import failpoints, misfire, overlap
+from scheduler import failpoints, misfire, overlap, run_events
 from scheduler.jitter import jitter_offset
 from scheduler.models import BeatEntry, JobRun, MisfirePolicy, OverlapPolicy, Schedule
 from scheduler.publisher import InlinePublisher, Publisher
@@ -239,6 +239,7 @@ class Dispatcher:
         ]
         # A (task, time) that already has an occurrence is left alone: exactly once.
         JobRun.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        run_events.not_started(rows)  # missed / skipped ones: alerting and other listeners
         pending = {p.task_id: p for p in plans if p.status == Status.PENDING}
         if not pending:
             return []

@@ -271,3 +271,27 @@ class BeatChange(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["xid"], name="beatchange_xid")]
+
+
+# Alerting's models live in their own module; imported here so Django finds them.
+from scheduler.alert_models import (  # noqa: E402
+    AlertChannel,
+    AlertDelivery,
+    AlertPolicy,
+    Incident,
+    WatchdogLease,
+)
+
+__all__ = [
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertPolicy",
+    "BeatChange",
+    "BeatEntry",
+    "Incident",
+    "JobRun",
+    "MisfirePolicy",
+    "OverlapPolicy",
+    "Schedule",
+    "WatchdogLease",
+]

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from scheduler import recording, retries
+from scheduler import recording, retries, run_events
 from scheduler.clock import Clock
 from scheduler.dispatch import Dispatcher, outgoing_for
 from scheduler.models import JobRun
@@ -93,6 +93,8 @@ def _reap(app: Any, clock: Clock, run: JobRun, now: datetime, limit: timedelta) 
                 run, now=now, delay=0, note=f"rerun: attempt {run.attempt} was lost"
             )
     logger.warning("reaper: %s attempt %d (run %d) lost", run.task_name, run.attempt, run.pk)
+    if rerun is None:  # the occurrence failed (a rerun is no failure yet): alerting listens
+        run_events.finished(run.pk, Status.LOST, run.schedule_id)
     if rerun is not None and run.periodic_task is not None:
         outgoing = outgoing_for(run.periodic_task, rerun.pk, rerun.task_id, rerun)
         Dispatcher(app, clock).publish([outgoing])

@@ -240,6 +240,12 @@ def _execute(
     raise AssertionError("unreachable")
 
 
+def read(sql: str, values: list[Any]) -> tuple | None:
+    """The first row of ``sql``: on a worker's own connection when it has one, behind what
+    this process sent there without waiting (so it sees it, in the same round trip)."""
+    return _execute(_db(), sql, values)
+
+
 def settle() -> None:
     """Make sure what this process sent without waiting is committed (before reading runs
     through Django's connection)."""

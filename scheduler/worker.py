@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
-from scheduler import recording, retries
+from scheduler import recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
 from scheduler.dispatch import Dispatcher, Outgoing
@@ -89,6 +89,7 @@ class OccurrenceMiddleware(Middleware):
         context.run_id = claimed.id  # None for a direct call whose insert is in flight
         context.attempt, context.max_attempts = claimed.attempt, claimed.max_attempts
         run.state.update(claimed=claimed, redactor=redactor, snapshot=fields["params"])
+        run_events.started(claimed.id, claimed.schedule_id, job.name)  # alerting listens
         # Last: nothing after this may fail, or the handler would stay attached.
         run.state["capture"] = LogCapture().attach((context.logger.name, job.module), redactor)
 
@@ -149,10 +150,12 @@ class OccurrenceMiddleware(Middleware):
         """The attempt ``row`` was running when its worker died: mark it lost, and rerun
         the occurrence as a new attempt while attempts remain."""
         message = "the worker running this attempt was lost (its message was redelivered)"
-        recording.finish(
+        ended = recording.finish(
             row.pk, status=Status.LOST, now=now, error_type="WorkerLost", error_message=message
         )
         if row.attempt >= row.max_attempts:
+            if ended:  # the occurrence failed: alerting listens (a rerun is no failure yet)
+                run_events.finished(row.pk, Status.LOST, row.schedule_id)
             return None, f"attempt {row.attempt} lost; no attempts left"
         rerun = retries.next_attempt(
             row, now=now, delay=0, note=f"rerun: attempt {row.attempt} was lost"
@@ -193,7 +196,7 @@ class OccurrenceMiddleware(Middleware):
                 logs=logs,
                 wait=wait,
             ):
-                self._occurrence_over(run, claimed)
+                self._occurrence_over(run, claimed, Status.SUCCEEDED)
             return
         error = {
             "error_type": _type_name(exc),
@@ -209,7 +212,7 @@ class OccurrenceMiddleware(Middleware):
         elif recording.finish(
             claimed.id, task_id=claimed.task_id, status=status, now=now, wait=wait, **error
         ):
-            self._occurrence_over(run, claimed)
+            self._occurrence_over(run, claimed, status)
 
     def _retry(self, run: RunInfo, claimed: recording.Claimed, now: datetime, error: dict) -> None:
         claimed = recording.resolve(claimed)
@@ -273,7 +276,9 @@ class OccurrenceMiddleware(Middleware):
         )
         Dispatcher(self.app or current_app, self.clock).publish([message])
 
-    def _occurrence_over(self, run: RunInfo, claimed: recording.Claimed) -> None:
+    def _occurrence_over(self, run: RunInfo, claimed: recording.Claimed, status: str) -> None:
+        if claimed.id is not None:
+            run_events.finished(claimed.id, status, claimed.schedule_id)  # alerting listens
         if run.state.get("guarded"):
             release_buffered(claimed.id)
 
@@ -294,6 +299,8 @@ def _overlap_reason(row: JobRun) -> str:
     else:
         row.status, row.note = Status.SKIPPED, "skipped: a run was going"
     row.save(update_fields=["status", "note"])
+    if row.status == Status.SKIPPED:
+        run_events.finished(row)  # a missed occurrence, to alerting
     return f"run {row.pk} {row.status} by the overlap policy"
 
 

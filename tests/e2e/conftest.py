@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
+from config.broker import transport_options
 from scheduler.clock import FileClock
 from tests.support.processes import child_env
 
@@ -41,3 +43,17 @@ def platform(tmp_path) -> Platform:
     # The clock runs from now until a test moves it (workers read it to stamp runs).
     FileClock.set(clock_file, datetime.now(UTC))
     return Platform(env, f"e2e-{uuid.uuid4().hex[:10]}", clock_file, tmp_path)
+
+
+@pytest.fixture
+def client_app(platform, monkeypatch):
+    """A sender on the platform's broker (the test process's own may be another)."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    url = platform.env["CELERY_BROKER_URL"]
+    app = Celery("test-client", broker=url, set_as_current=False)
+    app.conf.broker_transport_options = transport_options(
+        url, Path(platform.env["DATA_DIR"]), max_time_limit=3600
+    )
+    app.conf.task_serializer = "json"
+    yield app
+    app.close()

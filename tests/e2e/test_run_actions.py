@@ -3,13 +3,9 @@ stays cancelled, a cancelled queued run is dropped by the worker, a retry runs."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from celery import Celery
 from django.utils import timezone
 
-from config.broker import transport_options
 from jobs_catalog.models import JobDefinition
 from scheduler.clock import SystemClock
 from scheduler.dispatch import Dispatcher
@@ -20,20 +16,6 @@ from tests.support.processes import celery_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 Status = JobRun.Status
-
-
-@pytest.fixture
-def client_app(platform, monkeypatch):
-    """A sender on the platform's broker (the test process's own may be another)."""
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    url = platform.env["CELERY_BROKER_URL"]
-    app = Celery("test-client", broker=url, set_as_current=False)
-    app.conf.broker_transport_options = transport_options(
-        url, Path(platform.env["DATA_DIR"]), max_time_limit=3600
-    )
-    app.conf.task_serializer = "json"
-    yield app
-    app.close()
 
 
 def schedule_of(platform, name: str, job: str, params: dict) -> Schedule:

@@ -66,6 +66,9 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "param__timeout": "5",
         "param__follow_redirects": "on",
         "param__bearer_token": SECRET,
+        # The alert overrides inline, left empty (the platform defaults).
+        "alert_policy-TOTAL_FORMS": "0",
+        "alert_policy-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -140,18 +143,24 @@ def test_the_migration_creates_three_groups():
         "scheduler.view_jobrun",
         "jobs_catalog.view_jobdefinition",
     }
-    assert perms("Schedule editors") == view | {
+    alerts = {"scheduler.view_incident", "scheduler.view_alertpolicy"}
+    deliveries = {"scheduler.view_alertdelivery"}
+    assert perms("Schedule editors") == view | alerts | deliveries | {
         "scheduler.add_schedule",
         "scheduler.change_schedule",
         "scheduler.delete_schedule",
+        "scheduler.add_alertpolicy",
+        "scheduler.change_alertpolicy",
+        "scheduler.delete_alertpolicy",
     }
-    assert perms("Schedule operators") == view | {
+    assert perms("Schedule operators") == view | alerts | deliveries | {
         "scheduler.run_schedule",
         "scheduler.pause_schedule",
         "scheduler.retry_run",
         "scheduler.cancel_run",
+        "scheduler.acknowledge_incident",
     }
-    assert perms("Schedule viewers") == view
+    assert perms("Schedule viewers") == view | alerts
 
 
 # --- adding: the job picker, then the job's form ---------------------------------------------

@@ -20,6 +20,7 @@ from jobs_catalog import JobContext, Param, ParameterError, RetryPolicy
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.tasks import CatalogTask, bind_task
+from scheduler.alerts import config as alert_config
 from scheduler.dispatch import Dispatcher
 from scheduler.models import JobRun, OverlapPolicy, Schedule
 from scheduler.periodic import save_schedule
@@ -172,10 +173,16 @@ def test_a_run_takes_one_statement_to_start_and_one_to_end(task, schedule, clock
     steady_task = task(steady)
     message = message_for(steady_task, schedule, clock, queue_name)
     clock.advance(seconds=2)
+    alert_config.channels()  # warm the per-process cache, as a worker's is
     with CaptureQueriesContext(connection) as queries:
         result = deliver(steady_task, message, queue_name)
     assert result == {"url": "http://x", "echo": SECRET}
-    assert len(queries) == 2, [q["sql"] for q in queries]
+    # Start, end, and alerting's one read (does its schedule have an open incident?).
+    sql = [q["sql"] for q in queries]
+    assert len(sql) == 3, sql
+    assert sql[0].startswith("UPDATE scheduler_jobrun SET status = 'running'")
+    assert sql[1].startswith("UPDATE scheduler_jobrun SET status = 'succeeded'")
+    assert "FROM scheduler_incident" in sql[2]
     run = JobRun.objects.get(schedule=schedule)
     assert (run.status, run.attempt, run.max_attempts, run.trigger) == ("succeeded", 1, 3, "manual")
     assert run.started_at == T0 + timedelta(seconds=2) == run.finished_at

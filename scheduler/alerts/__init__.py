@@ -1,0 +1,1 @@
+"""Alerting on failed, missed and too-long runs: rules, incidents, the watchdog, channels."""

@@ -1,0 +1,74 @@
+"""Alerting's receivers of the run events (:mod:`scheduler.run_events`).
+
+Cheap by design, since they run in every job's process: a run that starts costs no query
+unless a Sentry channel exists (then its check-in is queued); a run that ends costs one
+indexed read (whether its schedule has an open incident; none without a schedule), and
+reads policy and history only when it failed or something is open. Nothing is sent from
+here: deliveries are recorded and the alert task sends them after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from django.db import transaction
+
+from scheduler.alerts import checkins, config, evaluate
+from scheduler.alerts.incidents import any_open, open_of
+from scheduler.alerts.rules import FAILED_STATUSES
+from scheduler.alerts.sentry_scope import tag_run
+from scheduler.clock import get_clock
+from scheduler.models import JobRun
+
+logger = logging.getLogger(__name__)
+Status = JobRun.Status
+
+
+def on_run_started(
+    sender: Any, run: JobRun, run_id: int, schedule_id: int | None, task_name: str, **kwargs: Any
+) -> None:
+    if schedule_id is None:
+        return  # a plain cron entry or a direct call: alerts are per schedule
+    if sentry_sdk.get_client().is_active():
+        tag_run(task_name, schedule_id, run_id)
+    if config.sentry_in_use():
+        checkins.report(run, run.schedule)
+
+
+def on_run_finished(
+    sender: Any, run: JobRun, run_id: int, schedule_id: int | None, status: str, **kwargs: Any
+) -> None:
+    if schedule_id is None:
+        return
+    open_ = open_of(schedule_id) if any_open(schedule_id) else {}
+    failed, skipped = status in FAILED_STATUSES, status == Status.SKIPPED
+    if open_ or failed or skipped:
+        now = get_clock().now()
+        with transaction.atomic():
+            if failed:
+                evaluate.run_failed(run, open_, now)
+            elif status == Status.SUCCEEDED:
+                evaluate.run_succeeded(run, open_, now)
+            elif skipped:
+                reason = run.note or "skipped by the overlap policy"
+                evaluate.missed([evaluate.Missing(schedule_id, reason, run_id)], now)
+            evaluate.run_ended(run, open_, now)
+    if config.sentry_in_use():
+        checkins.report(run, run.schedule)
+
+
+def on_runs_not_started(sender: Any, runs: list[JobRun], **kwargs: Any) -> None:
+    """Beat recorded occurrences it will not run. Those skipped by the overlap policy are
+    missed runs; those missed while beat was down (or the schedule paused) are not: a pause
+    is deliberate, and a beat down for longer than the grace period is what the watchdog
+    reports while it happens."""
+    items = [
+        evaluate.Missing(r.schedule_id, r.note or "skipped by the overlap policy")
+        for r in runs
+        if r.status == Status.SKIPPED and r.schedule_id is not None
+    ]
+    if items:
+        with transaction.atomic():
+            evaluate.missed(items, get_clock().now())

@@ -1,0 +1,189 @@
+"""Incidents: open one, count one more, resolve, acknowledge; and announce what the rules say
+to announce, as deliveries sent after the commit by the alert task.
+
+Safe with several processes at once and without row locks: one open incident per key is a
+unique constraint, counting is an ``UPDATE ... count + 1``, and a reminder or a resolution is
+announced only by the process whose conditional UPDATE changed the row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+
+from scheduler import recording
+from scheduler.alert_models import AlertChannel, AlertDelivery, Incident
+from scheduler.alerts import messages
+from scheduler.alerts.channels import accepts
+from scheduler.models import JobRun, Schedule
+
+logger = logging.getLogger(__name__)
+Kind = Incident.Kind
+Event = AlertDelivery.Event
+
+#: The key of the incident that stands for many schedules missing at once.
+PLATFORM_MISSED = "platform:missed"
+
+
+def schedule_key(schedule_id: int, kind: str) -> str:
+    return f"schedule:{schedule_id}:{kind}"
+
+
+def open_incident(
+    *,
+    key: str,
+    kind: str,
+    schedule: Schedule | None,
+    title: str,
+    now: datetime,
+    channels: list[AlertChannel],
+    error: str = "",
+    run: JobRun | None = None,
+    run_id: int | None = None,
+    count: int = 1,
+) -> Incident:
+    """Open the incident ``key`` and announce it; if another process just opened it, count
+    this occurrence on that one instead. ``run`` (or only its id) is the run it is about."""
+    run_id = run.pk if run is not None else run_id
+    try:
+        with transaction.atomic():
+            incident = Incident.objects.create(
+                key=key,
+                kind=kind,
+                schedule=schedule,
+                title=title[:300],
+                last_error=error,
+                count=count,
+                opened_at=now,
+                last_seen_at=now,
+                first_run_id=run_id,
+                last_run_id=run_id,
+                last_notified_at=now,
+            )
+    except IntegrityError:
+        existing = Incident.objects.filter(key=key, resolved_at__isnull=True).first()
+        if existing is None:
+            raise
+        touch(existing, now=now, error=error, run=run, run_id=run_id, channels=channels)
+        return existing
+    notify(incident, Event.OPENED, channels, run)
+    return incident
+
+
+def touch(
+    incident: Incident,
+    *,
+    now: datetime,
+    channels: list[AlertChannel],
+    error: str = "",
+    run: JobRun | None = None,
+    run_id: int | None = None,
+    remind_after: int | None = None,
+    count: int | None = None,
+) -> bool:
+    """Count one more occurrence on the open ``incident`` (or set ``count``); with
+    ``remind_after`` seconds, announce it again if nobody has for that long. Returns whether
+    a reminder went out."""
+    fields: dict = {"last_seen_at": now, "count": F("count") + 1 if count is None else count}
+    if error:
+        fields["last_error"] = error
+    if run is not None or run_id is not None:
+        fields["last_run_id"] = run.pk if run is not None else run_id
+    Incident.objects.filter(pk=incident.pk).update(**fields)
+    reminded = False
+    if remind_after is not None:
+        due = Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=now - _s(remind_after))
+        reminded = bool(
+            Incident.objects.filter(due, pk=incident.pk, acknowledged_at__isnull=True).update(
+                last_notified_at=now
+            )
+        )
+    incident.refresh_from_db()
+    if reminded:
+        notify(incident, Event.REMINDER, channels, run)
+    return reminded
+
+
+def resolve(
+    incident: Incident,
+    *,
+    now: datetime,
+    resolution: str,
+    announce: bool,
+    channels: list[AlertChannel],
+    run: JobRun | None = None,
+) -> bool:
+    """Resolve ``incident`` (if still open) and, if ``announce``, say so. Returns whether
+    this call resolved it."""
+    done = Incident.objects.filter(pk=incident.pk, resolved_at__isnull=True).update(
+        resolved_at=now, resolution=resolution[:2000]
+    )
+    if not done:
+        return False
+    incident.refresh_from_db()
+    if announce:
+        notify(incident, Event.RESOLVED, channels, run)
+    return True
+
+
+def acknowledge(incidents: Iterable[Incident], user: object, now: datetime) -> int:
+    """Mark open incidents acknowledged: someone is on it, so no reminders."""
+    ids = [i.pk for i in incidents]
+    return Incident.objects.filter(
+        pk__in=ids, resolved_at__isnull=True, acknowledged_at__isnull=True
+    ).update(acknowledged_at=now, acknowledged_by=user)
+
+
+def notify(
+    incident: Incident, event: str, channels: list[AlertChannel], run: JobRun | None = None
+) -> list[AlertDelivery]:
+    """Record one delivery per channel that takes this alert; the alert task sends them once
+    the surrounding transaction commits (never from inside a job)."""
+    from scheduler.alerts.tasks import enqueue_after_commit
+
+    alert = messages.for_incident(incident, event, run)
+    deliveries = [
+        AlertDelivery(
+            incident=incident,
+            channel=channel,
+            channel_name=channel.name,
+            event=event,
+            payload=alert.to_dict(),
+        )
+        for channel in channels
+        if accepts(channel, alert)
+    ]
+    if not deliveries:
+        return []
+    AlertDelivery.objects.bulk_create(deliveries)
+    created = [d for d in deliveries if d.pk is not None]
+    if len(created) < len(deliveries):  # a backend that does not return ids: read them back
+        created = list(AlertDelivery.objects.filter(incident=incident, event=event, sent_at=None))
+    enqueue_after_commit([d.pk for d in created])
+    logger.info("alert %s: %s %s to %d channel(s)", incident.pk, event, incident.kind, len(created))
+    return created
+
+
+def any_open(schedule_id: int) -> bool:
+    """Whether schedule ``schedule_id`` has an open incident: the one read a run that needs no
+    alert costs (in a worker, in the round trip that also confirms the run's end)."""
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {Incident._meta.db_table}"
+        " WHERE schedule_id = %s AND resolved_at IS NULL)"
+    )
+    row = recording.read(sql, [schedule_id])
+    return bool(row and row[0])
+
+
+def open_of(schedule_id: int) -> dict[str, Incident]:
+    """The open incidents of schedule ``schedule_id``, by kind: one read of the partial index
+    of open incidents."""
+    return {i.kind: i for i in Incident.objects.filter(schedule_id=schedule_id, resolved_at=None)}
+
+
+def _s(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)

@@ -1,0 +1,27 @@
+"""Connecting alerting to the rest, once, from the scheduler app's ``ready()``: the run events,
+the configuration cache, the alert task, and the worker's watchdog thread."""
+
+from __future__ import annotations
+
+from celery.signals import worker_ready, worker_shutdown
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from scheduler import run_events
+from scheduler.alert_models import AlertChannel, AlertPolicy
+from scheduler.alerts import config, hooks, tasks, watchdog_runner  # noqa: F401  (tasks: registered)
+
+
+def connect() -> None:
+    run_events.run_started.connect(hooks.on_run_started, dispatch_uid="alerts.started")
+    run_events.run_finished.connect(hooks.on_run_finished, dispatch_uid="alerts.finished")
+    run_events.runs_not_started.connect(
+        hooks.on_runs_not_started, dispatch_uid="alerts.not_started"
+    )
+    for model in (AlertChannel, AlertPolicy):
+        post_save.connect(config.clear, sender=model, dispatch_uid=f"alerts.clear.{model}")
+        post_delete.connect(config.clear, sender=model, dispatch_uid=f"alerts.del.{model}")
+    m2m_changed.connect(
+        config.clear, sender=AlertPolicy.channels.through, dispatch_uid="alerts.clear.m2m"
+    )
+    worker_ready.connect(watchdog_runner.start_in_worker, dispatch_uid="alerts.watchdog")
+    worker_shutdown.connect(watchdog_runner.stop_in_worker, dispatch_uid="alerts.watchdog.stop")

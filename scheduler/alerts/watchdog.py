@@ -1,0 +1,155 @@
+"""The watchdog's checks: runs that did not start in time, and runs running too long. One pass
+is a handful of indexed reads whatever the number of schedules:
+
+- beat entries due more than the grace period ago (``beatentry_due``): beat is not running,
+  or is far behind;
+- occurrences still pending or queued past their time plus the grace period
+  (``run_status_recent``): the queue is backed up, or no worker takes it;
+- runs running longer than a maximum runtime (``run_running``);
+- too-long incidents whose run ended unannounced; deliveries nobody sent.
+
+Each read is first cut at the shortest grace (or maximum runtime) any schedule has, then each
+row is held against its own schedule's. See :mod:`scheduler.alerts.watchdog_runner` for who
+runs it and when.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from scheduler.alert_models import Incident
+from scheduler.alerts import config, evaluate, rules, tasks
+from scheduler.jitter import jitter_offset
+from scheduler.models import BeatEntry, JobRun, Schedule
+
+logger = logging.getLogger(__name__)
+Status = JobRun.Status
+
+#: Rows each check reads per pass, at most.
+BATCH = 1000
+
+
+@dataclass
+class Report:
+    overdue: int = 0  # schedules whose beat entry is overdue
+    unstarted: int = 0  # schedules with an occurrence not started in time
+    alerted_missed: int = 0
+    too_long: int = 0
+    resolved: int = 0
+    requeued: int = 0
+
+
+def run_checks(now: datetime) -> Report:
+    report = Report()
+    grace = config.min_grace()
+    overdue = _overdue_entries(now, grace)
+    unstarted = _unstarted_runs(now, grace)
+    report.overdue, report.unstarted = len(overdue), len(unstarted)
+    with transaction.atomic():
+        if overdue or unstarted:
+            already = set(
+                Incident.objects.filter(
+                    kind=Incident.Kind.MISSED,
+                    resolved_at__isnull=True,
+                    schedule_id__in=list({*overdue, *unstarted}),
+                ).values_list("schedule_id", flat=True)
+            )
+            # Seen again on every pass while it lasts: only the new ones count.
+            fresh = [m for sid, m in {**unstarted, **overdue}.items() if sid not in already]
+            more = len(overdue) >= BATCH or len(unstarted) >= BATCH
+            report.alerted_missed = evaluate.missed(fresh, now, more=more)
+        else:
+            report.resolved += evaluate.storm_over(now)
+    with transaction.atomic():
+        report.too_long = evaluate.too_long(_running_long(now), now)
+        report.resolved += evaluate.too_long_gone(now)
+    report.requeued = tasks.sweep(timezone.now())
+    return report
+
+
+def _overdue_entries(now: datetime, min_grace: int) -> dict[int, evaluate.Missing]:
+    rows = list(
+        BeatEntry.objects.filter(
+            due_at__lt=now - timedelta(seconds=min_grace),
+            periodic_task__managed_schedule__isnull=False,
+            # Paused while beat was down: beat has not cleared the entry yet.
+            periodic_task__enabled=True,
+        )
+        .order_by("due_at")
+        .values_list("periodic_task__managed_schedule__id", "due_at")[:BATCH]
+    )
+    if not rows:
+        return {}
+    policies = config.policies_for({sid for sid, _ in rows})
+    out = {}
+    for sid, due_at in rows:
+        policy = policies[sid]
+        if policy.on_missed and rules.is_late(due_at, now, policy.grace):
+            late = int((now - due_at).total_seconds())
+            out[sid] = evaluate.Missing(
+                sid,
+                f"due at {due_at:%Y-%m-%d %H:%M:%S} UTC and not started {late} s later "
+                "(is beat running?)",
+            )
+    return out
+
+
+def _unstarted_runs(now: datetime, min_grace: int) -> dict[int, evaluate.Missing]:
+    """First attempts still pending or queued past their time. A run asked for later than
+    its time (run now, backfill) is late from when it was asked for; retries follow their
+    own backoff and are not counted here."""
+    cut = now - timedelta(seconds=min_grace)
+    rows = list(
+        JobRun.objects.filter(
+            status__in=[Status.PENDING, Status.QUEUED],
+            scheduled_for__lt=cut,
+            created_at__lt=cut,
+            attempt=1,
+            schedule__isnull=False,
+        )
+        .order_by("-scheduled_for")
+        .values_list("id", "schedule_id", "scheduled_for", "created_at", "status")[:BATCH]
+    )
+    if not rows:
+        return {}
+    ids = {row[1] for row in rows}
+    policies = config.policies_for(ids)
+    jitters = dict(Schedule.objects.filter(pk__in=ids, jitter__gt=0).values_list("pk", "jitter"))
+    out = {}
+    for pk, sid, scheduled_for, created_at, status in rows:
+        policy = policies[sid]
+        offset = jitter_offset(sid, jitters[sid]) if sid in jitters else timedelta(0)
+        if sid in out or not policy.on_missed:
+            continue
+        asked = max(scheduled_for + offset, created_at)
+        if rules.is_late(asked, now, policy.grace):
+            where = "waits in the queue" if status == Status.QUEUED else "was never sent"
+            out[sid] = evaluate.Missing(
+                sid,
+                f"the occurrence of {scheduled_for:%Y-%m-%d %H:%M:%S} UTC {where} "
+                "(is a worker taking this queue?)",
+                pk,
+            )
+    return out
+
+
+def _running_long(now: datetime) -> list[JobRun]:
+    shortest = config.min_max_runtime()
+    if not shortest:
+        return []
+    return list(
+        JobRun.objects.filter(
+            status=Status.RUNNING,
+            started_at__lt=now - timedelta(seconds=shortest),
+            schedule__isnull=False,
+        )
+        .order_by("started_at")
+        .only(
+            "id", "schedule_id", "started_at", "finished_at", "scheduled_for", "status", "attempt"
+        )[:BATCH]
+    )
