@@ -251,6 +251,7 @@ class OccurrenceMiddleware(Middleware):
             following.attempt,
             delay,
         )
+        run_events.finished(claimed.id, Status.RETRYING, claimed.schedule_id)
         self._publish(run, following, countdown=delay)
 
     def _publish(self, run: RunInfo, attempt: JobRun, countdown: float) -> None:

@@ -78,3 +78,23 @@ def make_schedule(queue_name):
         return save_schedule(schedule)
 
     return make
+
+
+@pytest.fixture
+def announced():
+    """What the run events announced: ("started" | "finished", run id, schedule id, status)."""
+    from scheduler import run_events
+
+    seen: list[tuple] = []
+
+    def on_started(sender, run_id, schedule_id, **kwargs):
+        seen.append(("started", run_id, schedule_id, "running"))
+
+    def on_finished(sender, run_id, schedule_id, status, **kwargs):
+        seen.append(("finished", run_id, schedule_id, status))
+
+    run_events.run_started.connect(on_started, dispatch_uid="test.started")
+    run_events.run_finished.connect(on_finished, dispatch_uid="test.finished")
+    yield seen
+    run_events.run_started.disconnect(dispatch_uid="test.started")
+    run_events.run_finished.disconnect(dispatch_uid="test.finished")

@@ -37,7 +37,7 @@ def running(schedule=None, **fields) -> JobRun:
 
 
 def test_a_run_past_its_hard_limit_is_lost_and_rerun(
-    clock, make_schedule, queue_name, limit, settings
+    clock, make_schedule, queue_name, limit, settings, announced
 ):
     settings.SCHEDULER_REAPER_GRACE = 30
     schedule = make_schedule(job="tests.touch_file", params={"path": "/tmp/x"})
@@ -56,10 +56,11 @@ def test_a_run_past_its_hard_limit_is_lost_and_rerun(
     [(headers, kwargs)] = drain(queue_name)
     assert headers["occurrence_id"] == rerun.pk and kwargs["path"] == "/tmp/x"
     assert reaper.reap(current_app, clock) == 0  # nothing twice
+    assert announced == []  # lost, with a rerun to come: no failure yet
 
 
 def test_no_rerun_without_attempts_left_or_for_a_direct_call(
-    clock, make_schedule, queue_name, limit
+    clock, make_schedule, queue_name, limit, announced
 ):
     schedule = make_schedule(job="tests.touch_file", params={"path": "/tmp/x"})
     long_ago = clock.now() - limit - timedelta(hours=1)
@@ -68,6 +69,11 @@ def test_no_rerun_without_attempts_left_or_for_a_direct_call(
     assert reaper.reap(current_app, clock) == 2
     assert {r.status for r in JobRun.objects.filter(pk__in=[last.pk, direct.pk])} == {"lost"}
     assert JobRun.objects.count() == 2 and drain(queue_name, 0.5) == []
+    # Both occurrences failed: announced (alerting listens to the one with a schedule).
+    assert sorted(announced, key=lambda a: a[1]) == [
+        ("finished", last.pk, schedule.pk, "lost"),
+        ("finished", direct.pk, None, "lost"),
+    ]
 
 
 def test_a_direct_calls_retry_left_unpublished_is_lost(clock, settings):

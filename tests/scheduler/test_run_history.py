@@ -261,13 +261,43 @@ def test_a_redelivered_running_attempt_is_lost_and_rerun_once(task, schedule, cl
     assert [r.status for r in attempts(first)] == ["lost", "succeeded"]
 
 
-def test_a_lost_attempt_with_no_attempts_left_is_not_rerun(task, schedule, clock, queue_name):
+def test_a_lost_attempt_with_no_attempts_left_is_not_rerun(
+    task, schedule, clock, queue_name, announced
+):
     steady_task = task(steady, retry=RetryPolicy(max_attempts=1))
     message = message_for(steady_task, schedule, clock, queue_name)
     first = JobRun.objects.get(schedule=schedule)
     JobRun.objects.filter(pk=first.pk).update(status=Status.RUNNING, max_attempts=1)
     deliver(steady_task, message, queue_name, redelivered=True)
     assert [r.status for r in attempts(first)] == ["lost"] and drain(queue_name, 0.5) == []
+    # The occurrence failed: announced (alerting listens).
+    assert announced == [("finished", first.pk, schedule.pk, "lost")]
+
+
+def test_runs_are_announced_when_they_start_and_end_but_not_a_lost_attempt_rerun(
+    task, schedule, clock, queue_name, announced
+):
+    steady_task = task(steady)
+    message = message_for(steady_task, schedule, clock, queue_name)
+    first = JobRun.objects.get(schedule=schedule)
+    deliver(steady_task, message, queue_name)
+    assert announced == [
+        ("started", first.pk, schedule.pk, "running"),
+        ("finished", first.pk, schedule.pk, "succeeded"),
+    ]
+    announced.clear()
+    second = message_for(steady_task, schedule, clock, queue_name, minute=2)
+    lost = JobRun.objects.exclude(pk=first.pk).get(schedule=schedule)
+    JobRun.objects.filter(pk=lost.pk).update(status=Status.RUNNING, max_attempts=3)
+    deliver(steady_task, second, queue_name, redelivered=True)
+    assert announced == []  # lost, with a rerun to come: no failure yet
+    [rerun_message] = drain(queue_name)
+    deliver(steady_task, rerun_message, queue_name)
+    [_, rerun] = attempts(lost)
+    assert announced == [
+        ("started", rerun.pk, schedule.pk, "running"),
+        ("finished", rerun.pk, schedule.pk, "succeeded"),
+    ]
 
 
 def test_a_direct_call_gets_its_row_at_start(task, clock, queue_name):
@@ -313,7 +343,7 @@ def test_a_redelivered_direct_call_is_lost_and_rerun(task, clock, queue_name):
 
 # --- retries -------------------------------------------------------------------------------
 def test_retryable_failures_are_retried_with_backoff_until_the_last_attempt(
-    task, schedule, clock, queue_name
+    task, schedule, clock, queue_name, announced
 ):
     failing = task(unreliable)
     message = message_for(failing, schedule, clock, queue_name)
@@ -332,6 +362,8 @@ def test_retryable_failures_are_retried_with_backoff_until_the_last_attempt(
         (2, "retrying"),
         (3, "failed"),
     ]
+    # Each attempt's end is announced; only the last is a failure of the occurrence.
+    assert [a[3] for a in announced if a[0] == "finished"] == ["retrying", "retrying", "failed"]
     assert [c.attempt for c in calls] == [1, 2, 3] and {c.max_attempts for c in calls} == {3}
     for run, ceiling in zip(runs, (10, 15), strict=False):
         assert 0 <= run.retry_delay <= ceiling
