@@ -27,7 +27,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 
 from jobs_catalog.tasks import CatalogTask
-from scheduler import history_connection, recording, retries, run_events
+from scheduler import history_connection, log_redaction, recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
 from scheduler.models import JobRun
@@ -77,6 +77,7 @@ def connect() -> None:
     task_failure.connect(on_failure, dispatch_uid="scheduler.celery_signals.failure")
     task_postrun.connect(on_postrun, dispatch_uid="scheduler.celery_signals.postrun")
     task_postrun.connect(release_connections, dispatch_uid="scheduler.celery_signals.connections")
+    task_postrun.connect(forget_secrets, dispatch_uid="scheduler.celery_signals.secrets")
 
 
 def disconnect() -> None:
@@ -84,6 +85,7 @@ def disconnect() -> None:
     task_failure.disconnect(dispatch_uid="scheduler.celery_signals.failure")
     task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.postrun")
     task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.connections")
+    task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.secrets")
 
 
 def release_connections(sender: Any = None, **kwargs: Any) -> None:
@@ -193,6 +195,11 @@ def on_failure(
     if attempt is not None and exception is not None:
         attempt.error = exception
         attempt.traceback = str(einfo) if einfo is not None else ""
+
+
+def forget_secrets(**kwargs: Any) -> None:
+    """The task is over, Celery's own log lines about it included: stop masking its secrets."""
+    log_redaction.use(None)
 
 
 def on_postrun(

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
-from scheduler import recording, retries, run_events
+from scheduler import log_redaction, recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
 from scheduler.dispatch import Dispatcher, Outgoing
@@ -68,6 +68,7 @@ class OccurrenceMiddleware(Middleware):
         redactor = (
             Redactor.for_params(run.params, job.secret_fields) if job.secret_fields else NO_SECRETS
         )
+        log_redaction.use(redactor)  # until the task's end: Celery logs its error after ours
         fields = {
             "now": now,
             "host": run.hostname,

@@ -70,9 +70,10 @@ class Broker:
     def worker(self, concurrency: int = 1):
         return celery_worker(self.tmp_path, self.env, queues=self.queue, concurrency=concurrency)
 
-    def run_now(self, job: str, params: dict) -> JobRun:
+    def run_now(self, job: str, params: dict, **schedule_fields) -> JobRun:
         """Commit an occurrence of a schedule of ``job`` and publish it, as beat does."""
         schedule = Schedule(
+            **schedule_fields,
             name=f"{job} {uuid.uuid4().hex[:6]}",
             job=JobDefinition.objects.get(name=job),
             cron="0 0 1 1 *",
@@ -173,9 +174,20 @@ def test_a_whole_worker_killed_mid_run_is_lost_and_rerun_by_the_next(broker, kin
 def test_retries_back_off_and_the_history_keeps_logs_without_secrets(broker):
     b = broker("redis" if os.environ.get("REDIS_URL") else "filesystem")
     marker = b.tmp_path / "flaky.txt"
-    with b.worker():
+    with b.worker() as worker:
         first = b.run_now("tests.flaky", {"path": str(marker), "api_key": SECRET})
-        wait_for(lambda: over(first), 30, "the third attempt")
+        failing = b.run_now(
+            "tests.fails_until_file",
+            {"ok_file": str(b.tmp_path / "never"), "token": SECRET},
+            retry_max_attempts=1,
+        )
+        wait_for(lambda: over(first) and over(failing), 30, "the third attempt")
+    # Nor do the worker's logs show it: the job's own lines, and Celery's line about the
+    # failure (logged after the job returned), are masked too.
+    output = worker.output()
+    assert "attempt 1 of 4 with key ********" in output
+    assert "service refused token ********" in output
+    assert SECRET not in output
     runs = attempts(first)
     assert [(r.attempt, r.status, r.max_attempts) for r in runs] == [
         (1, "retrying", 4),

@@ -1,0 +1,83 @@
+"""A running job's secret values are masked in the process's log records and in the events
+sent to Sentry, not only in the run history; outside a run nothing is touched."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import sentry_sdk
+
+from scheduler import log_redaction
+from scheduler.redaction import Redactor
+
+SECRET = "s3cr3t-value-xyz"
+
+
+@pytest.fixture
+def running_with_secret():
+    log_redaction.use(Redactor([SECRET]))
+    yield
+    log_redaction.use(None)
+
+
+def _record(message: str, *args, exc: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    return logging.LogRecord("job", logging.ERROR, __file__, 1, message, args, exc_info)
+
+
+def _raised(message: str) -> BaseException:
+    try:
+        raise ConnectionError(message)
+    except ConnectionError as exc:
+        return exc
+
+
+def test_records_are_masked_while_a_job_runs(running_with_secret):
+    record = _record("calling with %s", SECRET, exc=_raised(f"refused {SECRET}"))
+    assert log_redaction.SecretFilter().filter(record) is True
+    text = logging.Formatter("%(message)s").format(record)
+    assert "calling with ********" in text
+    assert "ConnectionError: refused ********" in text  # the traceback too
+    assert SECRET not in text
+
+
+def test_records_are_untouched_outside_a_run():
+    log_redaction.use(None)
+    record = _record("calling with %s", SECRET)
+    log_redaction.SecretFilter().filter(record)
+    assert record.getMessage() == f"calling with {SECRET}" and record.args == (SECRET,)
+
+
+def test_a_job_with_no_secrets_changes_nothing():
+    log_redaction.use(Redactor())  # a job without secret parameters
+    assert log_redaction.current() is None
+
+
+def test_sentry_events_raised_in_a_job_are_masked(running_with_secret):
+    sent: list[dict] = []
+    client = sentry_sdk.Client(
+        dsn="http://key@127.0.0.1:9/1",
+        transport=sent.append,  # sentry-sdk hands a function transport each event
+        before_send=log_redaction.scrub_sentry_event,
+        include_local_variables=True,
+    )
+
+    def job(account: str) -> None:  # a name sentry-sdk's own scrubber does not know
+        raise ConnectionError(f"upstream refused {account}")
+
+    with sentry_sdk.isolation_scope() as scope:
+        scope.set_client(client)
+        scope.set_extra("celery-job", {"kwargs": {"account": SECRET}})
+        try:
+            job(SECRET)
+        except ConnectionError as exc:
+            sentry_sdk.capture_exception(exc)
+        client.flush()
+    [event] = [e for e in sent if e.get("exception")]
+    text = json.dumps(event)
+    assert SECRET not in text
+    assert "upstream refused ********" in text  # the exception's message
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    assert frames[-1]["vars"]["account"] == "'********'"  # the frame's local variable
