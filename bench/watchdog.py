@@ -19,6 +19,7 @@ seeded. See bench/README.md for the cases and the fields.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -657,6 +658,7 @@ def summary(passes: list[Pass]) -> dict[str, Any]:
         "db_median_ms": round(statistics.median(db), 2),
         "python_median_ms": round(statistics.median(py), 2),
         "statements": statistics.median_low([p.statements for p in passes]),
+        "each_ms": [round(v, 1) for v in ms],
     }
 
 
@@ -1001,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"a pass must find {fleet.expected()}"
             )
             context = {"code": version, **machine(), "history": opts.history}
+            gc.collect()  # the seeding's garbage is not the watchdog's
             results += measure_size(opts, fleet, context)
     except KeyboardInterrupt:
         log("interrupted")
