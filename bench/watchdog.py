@@ -3,7 +3,7 @@ costs at 10,000 and 100,000 schedules with a run history, on real PostgreSQL (an
 broker the alerts are queued on), against the per-schedule check a watchdog would otherwise
 make, measured in the same run.
 
-    python -m bench.watchdog                           # 10,000 and 100,000 schedules (~3 min)
+    python -m bench.watchdog                           # 10,000 and 100,000 schedules (~1.5 min)
     python -m bench.watchdog --schedules 100000 --json > results.jsonl
     python -m bench.watchdog --scale 2000 --passes 5   # a quick smoke (~15 s)
 
