@@ -46,6 +46,22 @@ def test_an_end_sent_without_waiting_is_committed_once_settled(own):
     assert claimed is None
 
 
+def test_statements_are_prepared_once_per_connection(own):
+    # Parsed and planned once per connection: what is waited for (a claim) as much as what
+    # is only sent (an end).
+    now = timezone.now()
+    for _ in range(3):
+        run = JobRun.objects.create(task_name="t", scheduled_for=now, status=Status.QUEUED)
+        assert recording.claim(run.pk, now=now, **WORKER, job_max_attempts=1) is not None
+        assert recording.finish(run.pk, status=Status.SUCCEEDED, now=now, wait=False)
+    uses = own.query(
+        "SELECT array_agg(generic_plans + custom_plans ORDER BY statement)"
+        " FROM pg_prepared_statements WHERE statement LIKE %s",
+        ["UPDATE scheduler_jobrun SET status = $1, %"],
+    )
+    assert uses == ([3, 3],)
+
+
 def test_a_failing_statement_sent_without_waiting_is_logged(own, caplog):
     own.send("SELECT 1 / %s::int", [0])
     with caplog.at_level(logging.ERROR):
