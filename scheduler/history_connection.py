@@ -123,6 +123,22 @@ class OwnConnection:
         self._conn, self._pid = conn, os.getpid()
         return conn
 
+    def close(self) -> None:
+        """Read the replies in flight, then end the session: for a pool process about to
+        exit. Left to the exit, the socket, with replies unread, is reset; that costs the
+        exit time, during which the worker's main process sees the process gone but cannot
+        yet reap it, and so replaces it late."""
+        with self._lock:
+            conn, self._conn, self._prepared, self._loader = self._conn, None, {}, None
+            if conn is not None and self._pid != os.getpid():
+                _inherited.append(conn)  # another process's session: leave it alone
+                conn = None
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._settle(conn)
+                conn.close()
+            self._pending = 0
+
     def discard(self) -> None:
         """Drop a connection that failed (the next statement opens a new one)."""
         with self._lock:
@@ -174,3 +190,9 @@ def enable() -> None:
     global own
     if connection.vendor == "postgresql" and own is None and not os.environ.get("XSYNC"):
         own = OwnConnection()
+
+
+def close() -> None:
+    """End this process's session, if it has one (a pool process's exit)."""
+    if own is not None:
+        own.close()
