@@ -22,7 +22,13 @@ from functools import cache
 from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
-from celery.signals import task_failure, task_postrun, task_prerun, worker_init
+from celery.signals import (
+    task_failure,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_shutdown,
+)
 from django.db import connections, transaction
 from django.db.models import Q
 
@@ -69,6 +75,13 @@ def _clock() -> Clock:
 def _on_worker_init(**kwargs: Any) -> None:
     connect()
     history_connection.enable()
+
+
+@worker_process_shutdown.connect(dispatch_uid="scheduler.celery_signals.process_shutdown")
+def _on_process_shutdown(**kwargs: Any) -> None:
+    # A pool process ending (recycled, or the worker stopping): confirm what it sent
+    # without waiting, and end its history session cleanly.
+    history_connection.close()
 
 
 def connect() -> None:

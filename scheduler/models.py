@@ -167,12 +167,24 @@ class JobRun(models.Model):
     periodic_task = models.ForeignKey(
         PeriodicTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
+    # Indexed by run_schedule_recent and run_active, which lead with it (every index is
+    # written on every start and end of a run: none that another one covers).
     schedule = models.ForeignKey(
-        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+        Schedule,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+        db_index=False,
     )
     #: The first attempt of this occurrence; empty on the first attempt itself.
     occurrence = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="retries"
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="retries",
+        db_index=False,  # run_retries: later attempts only
     )
     #: The catalog job's name, or the Celery task name of a plain entry.
     task_name = models.CharField(max_length=200)
@@ -246,6 +258,11 @@ class JobRun(models.Model):
             models.Index(fields=["started_at"], name="run_running", condition=Q(status="running")),
             # Retention: the oldest first.
             models.Index(fields=["created_at"], name="run_created"),
+            # An occurrence's later attempts. First attempts (nearly every row) have no
+            # entry, so starting and ending them costs no write here.
+            models.Index(
+                fields=["occurrence"], name="run_retries", condition=Q(occurrence__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

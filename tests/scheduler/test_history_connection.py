@@ -5,6 +5,7 @@ connection broken under it is replaced."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.db import connection
@@ -44,6 +45,58 @@ def test_an_end_sent_without_waiting_is_committed_once_settled(own):
     # The next statement on the connection reads the reply first: no mix-up of answers.
     claimed = recording.claim(run.pk, now=now, **WORKER, job_max_attempts=1)
     assert claimed is None
+
+
+def test_statements_are_prepared_once_per_connection(own):
+    # Parsed and planned once per connection: what is waited for (a claim) as much as what
+    # is only sent (an end).
+    now = timezone.now()
+    for _ in range(3):
+        run = JobRun.objects.create(task_name="t", scheduled_for=now, status=Status.QUEUED)
+        assert recording.claim(run.pk, now=now, **WORKER, job_max_attempts=1) is not None
+        assert recording.finish(run.pk, status=Status.SUCCEEDED, now=now, wait=False)
+    uses = own.query(
+        "SELECT array_agg(generic_plans + custom_plans ORDER BY statement)"
+        " FROM pg_prepared_statements WHERE statement LIKE %s",
+        ["UPDATE scheduler_jobrun SET status = $1, %"],
+    )
+    assert uses == ([3, 3],)
+
+
+def test_closing_confirms_what_was_sent_and_ends_the_session(own):
+    # What a pool process does as it exits.
+    now = timezone.now()
+    run = JobRun.objects.create(
+        task_name="t", scheduled_for=now, status=Status.RUNNING, started_at=now
+    )
+    assert recording.finish(run.pk, status=Status.SUCCEEDED, now=now, wait=False)
+    pid = own._conn.info.backend_pid
+    own.close()
+    assert own._conn is None
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    deadline = time.monotonic() + 5
+    while _session_exists(pid) and time.monotonic() < deadline:  # ends as it reads the close
+        time.sleep(0.01)
+    assert not _session_exists(pid)
+    assert own.query("SELECT 1", []) == (1,)  # a later statement opens a new session
+
+
+def test_closing_after_a_fork_leaves_the_parents_session_open(own):
+    own.query("SELECT 1", [])
+    conn = own._conn
+    own._pid = -1  # as a forked process sees the connection it inherited
+    own.close()
+    assert own._conn is None and not conn.closed
+    assert conn in history_connection._inherited
+    history_connection._inherited.remove(conn)
+    conn.close()
+
+
+def _session_exists(backend_pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [backend_pid])
+        return cursor.fetchone() is not None
 
 
 def test_a_failing_statement_sent_without_waiting_is_logged(own, caplog):
