@@ -20,7 +20,7 @@ FK_INDEXES = {
 class Migration(migrations.Migration):
     dependencies = [
         ("django_celery_beat", "0019_alter_periodictasks_options"),
-        ("scheduler", "0005_history_admin_indexes"),
+        ("scheduler", "0006_alerts"),
     ]
 
     operations = [
