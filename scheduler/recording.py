@@ -20,10 +20,12 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from scheduler import history_connection
+from scheduler.alert_models import Incident
 from scheduler.models import JobRun
 
 Status = JobRun.Status
 TABLE = JobRun._meta.db_table
+INCIDENT_TABLE = Incident._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Claimed:
     schedule_id: int | None = None
     periodic_task_id: int | None = None
     task_id: uuid.UUID | str | None = None
+    #: Whether its schedule had an open alert incident when it started (None: not known).
+    incident_open: bool | None = None
 
     @property
     def first_attempt_id(self) -> int:
@@ -99,7 +103,11 @@ def _claim_sql(vendor: str, check_overlap: bool) -> str:
         f" WHERE s.id = {TABLE}.schedule_id), %s) END"
         f" WHERE id = %s AND status IN (%s, %s) AND {_async_commit(vendor)}"
         + (overlap if check_overlap else "")
-        + " RETURNING id, attempt, max_attempts, occurrence_id, schedule_id, periodic_task_id"
+        + " RETURNING id, attempt, max_attempts, occurrence_id, schedule_id, periodic_task_id,"
+        # Alerting's question about every run (is there an incident a success would resolve?)
+        # asked here, in the round trip the start waits for anyway, not at the end.
+        f" EXISTS (SELECT 1 FROM {INCIDENT_TABLE} i"
+        f" WHERE i.schedule_id = {TABLE}.schedule_id AND i.resolved_at IS NULL)"
     )
 
 
@@ -136,7 +144,10 @@ def claim(
         Status.QUEUED,
     ]
     row = _execute(db, _claim_sql(db.vendor, check_overlap), values)
-    return Claimed(*row) if row else None
+    if row is None:
+        return None
+    *fields, incident_open = row
+    return Claimed(*fields, incident_open=bool(incident_open))
 
 
 @cache

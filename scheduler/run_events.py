@@ -3,7 +3,8 @@
 
 - ``run_started(run, run_id, schedule_id, task_name)``: the worker marked the attempt
   ``run_id`` running.
-- ``run_finished(run, run_id, schedule_id, status)``: the attempt got its final status:
+- ``run_finished(run, run_id, schedule_id, status, incident_open)``: the attempt got its
+  final status:
   succeeded, failed, retrying (another attempt follows), timed out, lost, cancelled, or
   skipped by the worker's overlap check.
 - ``runs_not_started(runs)``: beat recorded occurrences it will not run (missed while beat
@@ -44,9 +45,17 @@ def started(run_id: int | None, schedule_id: int | None, task_name: str) -> None
     _send(run_started, run=row, run_id=run_id, schedule_id=schedule_id, task_name=task_name)
 
 
-def finished(run: JobRun | int, status: str | None = None, schedule_id: int | None = None) -> None:
+def finished(
+    run: JobRun | int,
+    status: str | None = None,
+    schedule_id: int | None = None,
+    *,
+    incident_open: bool | None = None,
+) -> None:
     """Announce the end of ``run``: a row, or its id with its new ``status`` and its
-    ``schedule_id`` (then the row is read only if a receiver needs it)."""
+    ``schedule_id`` (then the row is read only if a receiver needs it). ``incident_open``:
+    whether its schedule had an open alert incident when the attempt started, when the
+    sender knows (the worker learns it with the start)."""
     if not run_finished.has_listeners(JobRun):
         return
     if isinstance(run, JobRun):
@@ -60,6 +69,7 @@ def finished(run: JobRun | int, status: str | None = None, schedule_id: int | No
         run_id=run_id,
         schedule_id=schedule_id,
         status=status or row.status,
+        incident_open=incident_open,
     )
 
 

@@ -252,7 +252,9 @@ class OccurrenceMiddleware(Middleware):
             following.attempt,
             delay,
         )
-        run_events.finished(claimed.id, Status.RETRYING, claimed.schedule_id)
+        run_events.finished(
+            claimed.id, Status.RETRYING, claimed.schedule_id, incident_open=claimed.incident_open
+        )
         self._publish(run, following, countdown=delay)
 
     def _publish(self, run: RunInfo, attempt: JobRun, countdown: float) -> None:
@@ -280,7 +282,10 @@ class OccurrenceMiddleware(Middleware):
 
     def _occurrence_over(self, run: RunInfo, claimed: recording.Claimed, status: str) -> None:
         if claimed.id is not None:
-            run_events.finished(claimed.id, status, claimed.schedule_id)  # alerting listens
+            # Alerting listens.
+            run_events.finished(
+                claimed.id, status, claimed.schedule_id, incident_open=claimed.incident_open
+            )
         if run.state.get("guarded"):
             release_buffered(claimed.id)
 

@@ -1,10 +1,11 @@
 """Alerting's receivers of the run events (:mod:`scheduler.run_events`).
 
 Cheap by design, since they run in every job's process: a run that starts costs no query
-unless a Sentry channel exists (then its check-in is queued); a run that ends costs one
-indexed read (whether its schedule has an open incident; none without a schedule), and
-reads policy and history only when it failed or something is open. Nothing is sent from
-here: deliveries are recorded and the alert task sends them after the commit.
+unless a Sentry channel exists (then its check-in is queued); a run that ends costs none
+when the worker learnt with its start that its schedule had no open incident, else one
+indexed read, and reads policy and history only when it failed or something is open.
+Nothing is sent from here: deliveries are recorded and the alert task sends them after the
+commit.
 """
 
 from __future__ import annotations
@@ -38,12 +39,23 @@ def on_run_started(
 
 
 def on_run_finished(
-    sender: Any, run: JobRun, run_id: int, schedule_id: int | None, status: str, **kwargs: Any
+    sender: Any,
+    run: JobRun,
+    run_id: int,
+    schedule_id: int | None,
+    status: str,
+    incident_open: bool | None = None,
+    **kwargs: Any,
 ) -> None:
     if schedule_id is None:
         return
-    open_ = open_of(schedule_id) if any_open(schedule_id) else {}
     failed, skipped = status in FAILED_STATUSES, status == Status.SKIPPED
+    # A run that did not fail needs the incidents only when one is open: known from its
+    # start (an incident opened while it ran waits for the next run's end, or, too long,
+    # for the watchdog), else read.
+    if incident_open is None:
+        incident_open = any_open(schedule_id)
+    open_ = open_of(schedule_id) if failed or skipped or incident_open else {}
     if open_ or failed or skipped:
         now = get_clock().now()
         with transaction.atomic():

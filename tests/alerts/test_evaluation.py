@@ -224,6 +224,21 @@ def test_a_run_that_needs_no_alert_costs_at_most_one_query(make_schedule, make_r
     for queries in (by_id, by_row):
         assert len(queries) == 1
         assert "scheduler_incident" in queries[0]["sql"]
+    # A worker knows from the run's start that nothing was open: no query at all.
+    with CaptureQueriesContext(connection) as known:
+        run_events.finished(started.pk, Status.SUCCEEDED, started.schedule_id, incident_open=False)
+    assert len(known) == 0
+
+
+def test_a_success_whose_start_saw_an_open_incident_resolves_it(
+    make_schedule, make_run, mail_and_hook
+):
+    schedule = make_schedule()
+    finish(make_run(schedule, Status.FAILED))
+    assert Incident.objects.get().is_open
+    ok = make_run(schedule, Status.SUCCEEDED)
+    run_events.finished(ok.pk, Status.SUCCEEDED, schedule.pk, incident_open=True)
+    assert not Incident.objects.get().is_open
 
 
 def test_a_receiver_that_fails_never_fails_the_run(make_schedule, make_run, monkeypatch):
