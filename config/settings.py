@@ -263,8 +263,11 @@ CELERY_TASK_TIME_LIMIT = JOBS_DEFAULT_TIME_LIMIT
 # worker hands connections back to the pool after each task (scheduler.celery_signals), and the
 # fixup recycles everything only every this many tasks.
 CELERY_DB_REUSE_MAX = 1000
-# Recycle worker children now and then: a leaky plugin cannot grow without bound.
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
+# Recycle worker children: a leaky plugin cannot grow without bound. By memory first (KiB of
+# resident memory, checked after each job); by count now and then, not every few seconds of
+# short jobs (each recycle costs a fork and stalls the jobs handed to the leaving process).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512 * 1024)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 10_000)
 # Route each catalog job to the queue it declares.
 CELERY_TASK_ROUTES = ("jobs_catalog.routing.route_job",)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
