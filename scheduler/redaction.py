@@ -59,7 +59,7 @@ class Redactor:
         values: list[str] = []
         for name in secret_fields:
             if name in params:
-                values.extend(_leaves(params[name]))
+                values.extend(secret_leaves(params[name]))
         return cls(values)
 
     def __bool__(self) -> bool:
@@ -71,14 +71,15 @@ class Redactor:
         return text
 
 
-def _leaves(value: Any) -> list[str]:
-    """The text forms of a secret value: itself, or each item of a list or mapping."""
-    if value is None or value == "":
+def secret_leaves(value: Any) -> list[str]:
+    """The text forms of a secret value: itself, or each item of a list or mapping. Flags are
+    no secrets: masking every "True" would garble the text and hide nothing."""
+    if value is None or value == "" or isinstance(value, bool):
         return []
     if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _leaves(v)]
+        return [s for v in value.values() for s in secret_leaves(v)]
     if isinstance(value, list | tuple | set):
-        return [s for v in value for s in _leaves(v)]
+        return [s for v in value for s in secret_leaves(v)]
     return [str(value)]
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from jobs_catalog.params import MASK
 from jobs_catalog.registry import registry
+from scheduler.redaction import Redactor, secret_leaves
 
 #: Shorter values are not masked inside text (masking "1" would garble every message); a
 #: secret that short is no secret.
@@ -21,23 +21,12 @@ def secret_values(params: Any, job_name: str) -> list[str]:
         return []
     job = registry.find(job_name)
     names = job.secret_fields if job is not None else frozenset(params)
-    out: list[str] = []
-    for name in names:
-        _collect(params.get(name), out)
-    return out
-
-
-def _collect(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        for item in value.values():
-            _collect(item, out)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect(item, out)
-    elif value is not None and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= MIN_SECRET_LENGTH:
-            out.append(text)
+    return [
+        text
+        for name in names
+        for text in secret_leaves(params.get(name))
+        if len(text) >= MIN_SECRET_LENGTH
+    ]
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -45,8 +34,4 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     contains another is masked whole)."""
     if not text:
         return text
-    for secret in sorted(
-        {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
-    ):
-        text = text.replace(secret, MASK)
-    return text
+    return Redactor(s for s in secrets if len(s) >= MIN_SECRET_LENGTH).text(text)
