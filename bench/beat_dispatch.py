@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import database
+from bench import database, tables
 from bench.analysis import EARLY_TOLERANCE, Key, LogTail, Tally, latest_minute, minute_floor
 from bench.database import Cron, Databases
 from bench.procs import ROOT, Child, host_busy, host_cpu, stop_all
@@ -584,25 +584,7 @@ COLUMNS = (
 
 
 def table(results: list[dict]) -> str:
-    def cell(result: dict, key: str, fmt: str) -> str:
-        value = result.get(key)
-        if value is None:
-            return "-"
-        if key == "target_met":
-            return "met" if value else "MISSED"
-        return fmt.format(value)
-
-    rows = [[title for _, title, _ in COLUMNS]]
-    rows += [[cell(r, key, fmt) for key, _, fmt in COLUMNS] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(
-            c.rjust(w) if i > 1 else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = tables.render(results, COLUMNS, left={0, 1})
     notes = [
         f"  {r['case']} / {r['scheduler']}: target {r['target']}: "
         f"{'met' if r['target_met'] else 'MISSED'}"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import database
+from bench import database, tables
 from bench.beat_dispatch import code_version, log
 from bench.database import Databases
 
@@ -392,15 +392,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 "met" if r["target_met"] else "MISSED",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = tables.aligned(rows, left={0})
     for r in results:
         if r["case"] == "prune":
             lines.append(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench import database
+from bench import database, tables
 from bench.beat_dispatch import code_version, log
 from bench.database import Databases
 from bench.history_admin import percentile
@@ -892,25 +892,7 @@ COLUMNS = (
 
 
 def table(results: list[dict]) -> str:
-    def cell(result: dict, key: str, fmt: str) -> str:
-        value = result.get(key)
-        if value is None:
-            return "-"
-        if key == "target_met":
-            return "met" if value else "MISSED"
-        return fmt.format(value)
-
-    rows = [[title for _, title, _ in COLUMNS]]
-    rows += [[cell(r, key, fmt) for key, _, fmt in COLUMNS] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 1 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = tables.render(results, COLUMNS, left={1})
     for r in results:
         if r["case"] == "ours_first":
             lines.append(
