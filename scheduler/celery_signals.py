@@ -40,7 +40,7 @@ from scheduler.models import JobRun
 from scheduler.redaction import (
     MAX_ERROR_MESSAGE,
     MAX_TRACEBACK,
-    Redactor,
+    NO_SECRETS,
     head,
     mask_plain_kwargs,
     summary,
@@ -49,7 +49,6 @@ from scheduler.redaction import (
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
-NO_SECRETS = Redactor()
 
 
 @dataclass

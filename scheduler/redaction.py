@@ -71,6 +71,10 @@ class Redactor:
         return text
 
 
+#: The redactor of a run without secrets: changes nothing.
+NO_SECRETS = Redactor()
+
+
 def secret_leaves(value: Any) -> list[str]:
     """The text forms of a secret value: itself, or each item of a list or mapping. Flags are
     no secrets: masking every "True" would garble the text and hide nothing."""

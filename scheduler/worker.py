@@ -37,6 +37,7 @@ from scheduler.models import JobRun, OverlapPolicy, Schedule
 from scheduler.redaction import (
     MAX_ERROR_MESSAGE,
     MAX_TRACEBACK,
+    NO_SECRETS,
     Redactor,
     head,
     summary,
@@ -45,7 +46,6 @@ from scheduler.redaction import (
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
-NO_SECRETS = Redactor()
 #: Headers a later attempt's message carries over from the first one's.
 CARRIED_HEADERS = ("periodic_task_name", "schedule_id", *retries.RUN_LAYER_HEADERS)
 

@@ -114,8 +114,13 @@ def run_ended(run: JobRun, open_: dict[str, Incident], now: datetime) -> None:
     incident = open_.get(Kind.TOO_LONG)
     if incident is None or not rules.too_long_over(incident, run.pk):
         return
-    policy = config.policy_for(run.schedule_id)
-    resolve(
+    _too_long_over(incident, run, config.policy_for(run.schedule_id), now)
+
+
+def _too_long_over(
+    incident: Incident, run: JobRun | None, policy: rules.Policy, now: datetime
+) -> bool:
+    return resolve(
         incident,
         now=now,
         resolution=messages.describe_too_long_end(run),
@@ -283,12 +288,5 @@ def too_long_gone(now: datetime) -> int:
         policy = (
             config.policy_for(incident.schedule_id) if incident.schedule_id else config.defaults()
         )
-        done += resolve(
-            incident,
-            now=now,
-            resolution=messages.describe_too_long_end(run),
-            announce=policy.on_recovery,
-            channels=config.channels_of(policy),
-            run=run,
-        )
+        done += _too_long_over(incident, run, policy, now)
     return done
