@@ -152,9 +152,17 @@ class PostgresCluster:
         self.execute(f"CREATE DATABASE {name}{clause}")
         return self.url(name)
 
-    def migrate(self, database: str) -> None:
+    def running(self) -> bool:
+        return _answers(self.port)
+
+    def start_if_stopped(self) -> None:
+        if not self.running():
+            self.start()
+
+    def migrate(self, database: str, **extra_env: str) -> None:
         """The platform's schema in ``database`` (``manage.py migrate`` in a child process)."""
         env = {**os.environ, "DATABASE_URL": self.url(database), "DATABASE_POOL": "false"}
+        env.update(extra_env)
         env.setdefault("SECRET_KEY", "fault-tests-only")
         done = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
