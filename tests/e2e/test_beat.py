@@ -19,7 +19,9 @@ from tests.support.processes import celery_beat, celery_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 Status = JobRun.Status
-START = datetime(2026, 6, 1, 12, 0, 57, tzinfo=UTC)  # three seconds before 12:01
+#: Three seconds before 12:01: set once the processes are ready (``ready``), so no test
+#: depends on how fast they start. Until then the clock runs from 12:00.
+START = datetime(2026, 6, 1, 12, 0, 57, tzinfo=UTC)
 
 
 def minute(m: int, s: int = 0) -> datetime:
@@ -34,6 +36,11 @@ def touch_schedule(platform, name: str, cron: str = "* * * * *", **fields) -> tu
         name=name, job=job, cron=cron, params=params, queue=platform.queue, **fields
     )
     return save_schedule(schedule), marker
+
+
+def ready(platform) -> None:
+    """The processes are up: move the clock to three seconds before 12:01."""
+    platform.set_time(START)
 
 
 def lines(path: Path) -> list[str]:
@@ -51,10 +58,11 @@ def settled(expected: int) -> bool:
 
 
 def test_an_occurrence_runs_once(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     schedule, marker = touch_schedule(platform, "once")
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue):
         with celery_beat(platform.tmp_path, platform.env):
+            ready(platform)
             wait_for(lambda: len(lines(marker)) >= 1, 30, "the 12:01 run")
             platform.set_time(minute(1, 58))
             wait_for(lambda: len(lines(marker)) >= 2, 30, "the 12:02 run")
@@ -70,7 +78,7 @@ def test_an_occurrence_runs_once(platform):
 
 @pytest.mark.postgres
 def test_two_beats_together_produce_no_duplicate(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     schedules = [touch_schedule(platform, f"s{i:02d}") for i in range(40)]
     env_b = dict(platform.env)
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue, concurrency=2):
@@ -92,11 +100,12 @@ def test_two_beats_together_produce_no_duplicate(platform):
 
 
 def test_beat_killed_between_commit_and_publish_loses_and_duplicates_nothing(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     schedule, marker = touch_schedule(platform, "crash")
     failing = dict(platform.env, SCHEDULER_FAILPOINT=f"after_commit:{platform.tmp_path}/hit")
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue):
         with celery_beat(platform.tmp_path, failing, name="doomed") as doomed:
+            ready(platform)
             wait_for((platform.tmp_path / "hit").exists, 30, "beat to reach the failpoint")
             os.killpg(doomed.popen.pid, signal.SIGKILL)
             doomed.popen.wait(10)
@@ -113,7 +122,7 @@ def test_beat_killed_between_commit_and_publish_loses_and_duplicates_nothing(pla
 
 
 def test_misfire_after_a_beat_outage(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     once, once_marker = touch_schedule(platform, "run-once")
     skip, skip_marker = touch_schedule(platform, "skip", misfire_policy=MisfirePolicy.SKIP)
     each, each_marker = touch_schedule(
@@ -121,9 +130,11 @@ def test_misfire_after_a_beat_outage(platform):
     )
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue):
         with celery_beat(platform.tmp_path, platform.env, name="before"):
+            ready(platform)
             wait_for(lambda: settled(3), 30, "the 12:01 runs")
-        platform.set_time(minute(8, 30))  # beat is down from 12:01 to 12:08:30
+        platform.set_time(minute(1, 5))
         with celery_beat(platform.tmp_path, platform.env, name="after"):
+            platform.set_time(minute(8, 30))  # beat was down from 12:01 to 12:08:30
             wait_for(lambda: settled(3 + 3 * 7), 30, "the catch-up")
 
     def summary(schedule):
@@ -143,7 +154,7 @@ def test_misfire_after_a_beat_outage(platform):
 
 
 def test_overlap_policies_with_a_slow_job(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     sleep = {"seconds": 4}
     skip, _ = touch_schedule(
         platform, "skip", job="tests.sleep", params=sleep, overlap_policy=OverlapPolicy.SKIP
@@ -157,6 +168,7 @@ def test_overlap_policies_with_a_slow_job(platform):
     )
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue, concurrency=2):
         with celery_beat(platform.tmp_path, platform.env):
+            ready(platform)
             wait_for(
                 lambda: JobRun.objects.filter(status=Status.RUNNING).count() == 2,
                 30,
@@ -184,15 +196,19 @@ def test_overlap_policies_with_a_slow_job(platform):
 
 
 def test_an_admin_edit_takes_effect_within_a_second(platform):
-    platform.set_time(START)
+    platform.set_time(minute(0))
     schedule, marker = touch_schedule(platform, "edited", cron="30 12 * * *")
     entry = BeatEntry.objects.filter(pk=schedule.periodic_task_id)
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue):
         with celery_beat(platform.tmp_path, platform.env):
+            # However long the processes took to start, the edit is made a minute before
+            # the time it asks for: the test measures beat, not how fast processes start.
+            platform.set_time(minute(0))
             wait_for(lambda: entry.filter(next_fire_at=minute(30)).exists(), 5, "beat to index")
             schedule.cron = "* * * * *"
             save_schedule(schedule)
             wait_for(lambda: entry.filter(next_fire_at=minute(1)).exists(), 1.0, "the edit")
+            platform.set_time(minute(0, 58))
             wait_for(lambda: len(lines(marker)) >= 1, 10, "the edited schedule to fire")
     assert JobRun.objects.get(schedule=schedule).scheduled_for == minute(1)
 
@@ -200,7 +216,7 @@ def test_an_admin_edit_takes_effect_within_a_second(platform):
 def test_on_sqlite_a_second_beat_waits_for_the_first(platform):
     if connection.vendor != "sqlite":
         pytest.skip("on PostgreSQL beats share the work instead of waiting")
-    platform.set_time(START)
+    platform.set_time(minute(0))
     with celery_beat(platform.tmp_path, platform.env, name="first") as first:
         with celery_beat(platform.tmp_path, platform.env, name="second", wait=False) as second:
             second.wait_for_output("another beat holds", timeout=30)
