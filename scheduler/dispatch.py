@@ -169,6 +169,8 @@ class Dispatcher:
                 )
             if finished_one_offs:  # as the stock scheduler does: a one-off runs once
                 PeriodicTask.objects.filter(pk__in=finished_one_offs).update(enabled=False)
+            if outgoing:
+                failpoints.reach("before_commit")
         return outgoing, len(entries)
 
     def _advance(

@@ -2,7 +2,8 @@
 
 ``SCHEDULER_FAILPOINT=after_commit:/path/marker`` makes beat, once it has committed a batch
 of occurrences and before it publishes them, create the marker file and hang, so the test
-can kill it with SIGKILL at exactly that point. Unset in production: then this is a no-op.
+can kill it with SIGKILL at exactly that point; ``before_commit`` does the same with the
+batch's transaction still open. Unset in production: then this is a no-op.
 """
 
 from __future__ import annotations
