@@ -5,7 +5,8 @@ counts real executions against the history, and the line it reports.
 matrix was specified at (30 s outages, 20 s jobs, 2,000 schedules a minute for 3 minutes);
 unset, the suite runs them shorter: the behaviour under test is the same. With
 ``FAULTS_REPORT=/path`` each row appends what it expected and what it observed to that file
-(JSON lines), before it asserts, so the benchmark can print a failing row too.
+(JSON lines), before it asserts, so the benchmark can print a failing row too. A row
+compares one line (``outcome``) with the line it expects.
 """
 
 from __future__ import annotations
@@ -13,39 +14,16 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.db.models import Count
 
 from scheduler.models import JobRun
+from tests.faults.scale import scale
+
+__all__ = ["executions", "occurrences", "outcome", "report", "scale", "unsettled"]
 
 Status = JobRun.Status
-
-
-@dataclass(frozen=True)
-class Scale:
-    #: Seconds a server stays down.
-    outage: float
-    #: Seconds a job that is cut in the middle runs.
-    job: float
-    #: Schedules firing every minute, and for how many minutes, in the load row.
-    load_schedules: int
-    load_minutes: int
-
-
-SCALES = {
-    "ci": Scale(outage=3, job=4, load_schedules=300, load_minutes=2),
-    "full": Scale(outage=30, job=20, load_schedules=2000, load_minutes=3),
-}
-
-
-def scale() -> Scale:
-    name = os.environ.get("FAULTS_SCALE", "ci")
-    try:
-        return SCALES[name]
-    except KeyError:
-        raise ValueError(f"FAULTS_SCALE={name!r}: use one of {', '.join(SCALES)}") from None
 
 
 def executions(marker: Path) -> Counter[str]:
@@ -70,11 +48,24 @@ def unsettled() -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
-def report(row: str, expected: str, observed: str) -> None:
+def outcome(statuses: dict[str, int], ran: Counter[str], keys: list[str]) -> str:
+    """One line a row compares: occurrences by final status, how many times each key's job
+    really ran (written by the job itself), what is still active."""
+    counts = sorted({ran[key] for key in keys} | ({-1} if set(ran) - set(keys) else set()))
+    parts = [", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "none"]
+    parts.append("each ran " + "/".join(f"{n}x" for n in counts))
+    active = unsettled()
+    parts.append("active: " + (", ".join(f"{n} {s}" for s, n in sorted(active.items())) or "none"))
+    return "; ".join(parts)
+
+
+def report(row: str, expected: str, observed: str) -> bool:
+    """Record the row (for ``bench.faults``); whether it held."""
+    held = expected == observed
     path = os.environ.get("FAULTS_REPORT")
-    if not path:
-        return
-    line = {"row": row, "scale": os.environ.get("FAULTS_SCALE", "ci")}
-    line.update(expected=expected, observed=observed)
-    with open(path, "a") as handle:
-        handle.write(json.dumps(line) + "\n")
+    if path:
+        line = {"row": row, "scale": os.environ.get("FAULTS_SCALE", "ci")}
+        line.update(expected=expected, observed=observed, held="yes" if held else "NO")
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+    return held
