@@ -172,6 +172,13 @@ JOBS_MANAGEMENT_COMMANDS = env_list("JOBS_MANAGEMENT_COMMANDS", "clearsessions")
 JOBS_DEFAULT_SOFT_TIME_LIMIT = env_int("JOBS_DEFAULT_SOFT_TIME_LIMIT", 300)
 JOBS_DEFAULT_TIME_LIMIT = env_int("JOBS_DEFAULT_TIME_LIMIT", 360)
 JOBS_MAX_TIME_LIMIT = env_int("JOBS_MAX_TIME_LIMIT", 6 * 3600)
+# Seconds between a worker's reports of what it can run; a worker unseen for three of them no
+# longer makes a job available (see jobs_catalog.availability).
+JOBS_CATALOG_HEARTBEAT = env_float("JOBS_CATALOG_HEARTBEAT", 30.0)
+if JOBS_CATALOG_HEARTBEAT <= 0:
+    raise ImproperlyConfigured(
+        f"JOBS_CATALOG_HEARTBEAT={JOBS_CATALOG_HEARTBEAT:g} must be a positive number of seconds."
+    )
 
 # What runs around every catalog job on the worker (see jobs_catalog.middleware).
 JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
