@@ -166,6 +166,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Job catalog ----------------------------------------------------------------------------
 # Directories the file jobs may touch; anything outside (symlinks resolved) is refused.
 JOBS_FILE_ROOTS = env_list("JOBS_FILE_ROOTS")
+# Where the HTTP job may connect beyond the public internet (networks and host names,
+# "*.example.org" for a suffix), and what it must never reach; see
+# jobs_catalog.builtin.http_destinations. Loopback and private ranges are refused unless allowed;
+# link-local and cloud metadata addresses unless allowed by name.
+JOBS_HTTP_ALLOW = env_list("JOBS_HTTP_ALLOW")
+JOBS_HTTP_DENY = env_list("JOBS_HTTP_DENY")
 # Management commands the "run a management command" job may call.
 JOBS_MANAGEMENT_COMMANDS = env_list("JOBS_MANAGEMENT_COMMANDS", "clearsessions")
 # Time limits for a job that declares none, and the ceiling no job may exceed (seconds).

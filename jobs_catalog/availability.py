@@ -30,9 +30,7 @@ def live_workers(now: datetime | None = None, using: str = "default") -> list[Ca
     return list(CatalogWorker.objects.using(using).filter(last_seen__gte=now - stale_after()))
 
 
-def availability(
-    definition: JobDefinition, workers: Sequence[CatalogWorker]
-) -> tuple[bool, str]:
+def availability(definition: JobDefinition, workers: Sequence[CatalogWorker]) -> tuple[bool, str]:
     """(available, reason when not) of one job, given the live workers."""
     if not workers:
         return not definition.code_problem, definition.code_problem
