@@ -103,7 +103,7 @@ class Rules:
             return True
         return not exact_only and any(host.endswith(suffix) for suffix in self.suffixes)
 
-    def network_for(self, address: IPAddress, within: IPNetwork | None = None) -> bool:
+    def holds(self, address: IPAddress, within: IPNetwork | None = None) -> bool:
         """Whether an entry holds ``address`` (and, with ``within``, lies inside that range)."""
         return any(
             address in net
@@ -224,7 +224,7 @@ def refusal(host: str, address: IPAddress | None) -> str:
     host = normalize_host(host)
     address = unwrap(address) if address is not None else None
     named = "" if address is None or str(address) == host else f" ({address})"
-    if deny.match_host(host) or (address is not None and deny.network_for(address)):
+    if deny.match_host(host) or (address is not None and deny.holds(address)):
         return f"{host}{named} is refused by JOBS_HTTP_DENY"
     if host in METADATA_HOSTS and not allow.match_host(host, exact_only=True):
         return (
@@ -234,13 +234,13 @@ def refusal(host: str, address: IPAddress | None) -> str:
         return ""
     label, network = _category(address, PROTECTED_NETWORKS)
     if label:
-        if allow.match_host(host, exact_only=True) or allow.network_for(address, within=network):
+        if allow.match_host(host, exact_only=True) or allow.holds(address, within=network):
             return ""
         return (
             f"{host}{named} is a {label}, refused unless JOBS_HTTP_ALLOW names it "
             f"(e.g. {address}; a broader range does not open it)"
         )
-    if allow.match_host(host) or allow.network_for(address):
+    if allow.match_host(host) or allow.holds(address):
         return ""
     label, _ = _category(address, INTERNAL_NETWORKS)
     if not label and address.is_global:
