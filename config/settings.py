@@ -166,12 +166,25 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Job catalog ----------------------------------------------------------------------------
 # Directories the file jobs may touch; anything outside (symlinks resolved) is refused.
 JOBS_FILE_ROOTS = env_list("JOBS_FILE_ROOTS")
+# Where the HTTP job may connect beyond the public internet (networks and host names,
+# "*.example.org" for a suffix), and what it must never reach; see
+# jobs_catalog.builtin.http_destinations. Loopback and private ranges are refused unless allowed;
+# link-local and cloud metadata addresses unless allowed by name.
+JOBS_HTTP_ALLOW = env_list("JOBS_HTTP_ALLOW")
+JOBS_HTTP_DENY = env_list("JOBS_HTTP_DENY")
 # Management commands the "run a management command" job may call.
 JOBS_MANAGEMENT_COMMANDS = env_list("JOBS_MANAGEMENT_COMMANDS", "clearsessions")
 # Time limits for a job that declares none, and the ceiling no job may exceed (seconds).
 JOBS_DEFAULT_SOFT_TIME_LIMIT = env_int("JOBS_DEFAULT_SOFT_TIME_LIMIT", 300)
 JOBS_DEFAULT_TIME_LIMIT = env_int("JOBS_DEFAULT_TIME_LIMIT", 360)
 JOBS_MAX_TIME_LIMIT = env_int("JOBS_MAX_TIME_LIMIT", 6 * 3600)
+# Seconds between a worker's reports of what it can run; a worker unseen for three of them no
+# longer makes a job available (see jobs_catalog.availability).
+JOBS_CATALOG_HEARTBEAT = env_float("JOBS_CATALOG_HEARTBEAT", 30.0)
+if JOBS_CATALOG_HEARTBEAT <= 0:
+    raise ImproperlyConfigured(
+        f"JOBS_CATALOG_HEARTBEAT={JOBS_CATALOG_HEARTBEAT:g} must be a positive number of seconds."
+    )
 
 # What runs around every catalog job on the worker (see jobs_catalog.middleware).
 JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from jobs_catalog.availability import live_workers
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
 
@@ -43,6 +44,8 @@ class JobDefinitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "module",
         "available",
         "unavailable_reason",
+        "workers",
+        "code_problem",
         "first_seen",
         "last_seen",
         "changed_at",
@@ -84,6 +87,24 @@ class JobDefinitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "<table><thead><tr><th>name</th><th>type</th><th>required / default</th>"
             "<th>help</th></tr></thead><tbody>{}</tbody></table>",
             body,
+        )
+
+    @admin.display(description="Live workers")
+    def workers(self, obj: JobDefinition) -> str:
+        workers = live_workers()
+        if not workers:
+            return "none seen lately: availability follows the code the platform found"
+        rows = [
+            (
+                worker.hostname,
+                "can run it"
+                if obj.name in worker.loaded
+                else f"cannot: {worker.reason_missing(obj.name, obj.module)}",
+            )
+            for worker in workers
+        ]
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li><code>{}</code>: {}</li>", rows)
         )
 
     @admin.display(description="Time limits")

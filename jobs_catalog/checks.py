@@ -27,3 +27,14 @@ def plugin_problems(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         checks.Warning(str(problem), hint=_HINTS[problem.kind], id=_IDS[problem.kind])
         for problem in registry.problems
     ]
+
+
+@checks.register("jobs_catalog")
+def http_destination_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from jobs_catalog.builtin.http_destinations import configured_rules
+
+    try:
+        configured_rules()
+    except ValueError as exc:
+        return [checks.Error(str(exc), id="jobs_catalog.E001")]
+    return []

@@ -86,16 +86,17 @@ def enforce_time_limit_ceiling(registry: Registry, ceiling: int) -> None:
     for job in list(registry):
         longest = max(job.time_limit or 0, job.soft_time_limit or 0)
         if longest > ceiling:
-            registry.unregister(job.name)
-            registry.report(
+            registry.refuse(
+                job,
                 PluginProblem(
                     source=job.source,
                     kind="limit",
+                    job=job.name,
                     message=(
                         f"job {job.name!r} asks for a {longest}s time limit, above "
                         f"JOBS_MAX_TIME_LIMIT ({ceiling}s); it is not loaded"
                     ),
-                )
+                ),
             )
 
 

@@ -23,6 +23,8 @@ class PluginProblem:
     #: "import" (the plugin failed to load), "duplicate" (a name claimed twice) or
     #: "limit" (a job asks for more time than the platform allows).
     kind: str = "import"
+    #: The job refused, for the kinds that concern one job ("limit").
+    job: str = ""
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}"
@@ -31,6 +33,9 @@ class PluginProblem:
 class Registry:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        #: Jobs found in code but not loaded because of this process's settings (a time
+        #: limit above its ceiling): still described in the mirror, but not runnable here.
+        self.refused: dict[str, tuple[Job, PluginProblem]] = {}
         self.problems: list[PluginProblem] = []
         self.discovered = False
 
@@ -57,6 +62,17 @@ class Registry:
     def report(self, problem: PluginProblem) -> None:
         self.problems.append(problem)
         logger.error("job catalog: %s%s", problem, f"\n{problem.detail}" if problem.detail else "")
+
+    def refuse(self, job: Job, problem: PluginProblem) -> None:
+        """Take ``job`` out of the runnable catalog for a reason of this process's own."""
+        self._jobs.pop(job.name, None)
+        self.refused[job.name] = (job, problem)
+        self.report(problem)
+
+    def described(self) -> list[Job]:
+        """Every job whose code this process found: the loaded ones and the refused ones."""
+        jobs = {**{name: job for name, (job, _) in self.refused.items()}, **self._jobs}
+        return sorted(jobs.values(), key=lambda job: job.name)
 
     def discard_module(self, module: str) -> list[str]:
         """Drop the jobs a module registered before it failed to import."""

@@ -1,12 +1,15 @@
 """Keep the JobDefinition mirror in step: after migrations, and when a worker or beat starts
-(a plugin package may have been installed without a migration)."""
+(a plugin package may have been installed without a migration). A worker also records what
+it can run, and keeps that fresh until it stops (:mod:`jobs_catalog.worker_catalog`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init, worker_ready, worker_shutdown
+
+from jobs_catalog import worker_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -17,12 +20,15 @@ def sync_after_migrate(using: str = "default", **kwargs: Any) -> None:
     sync_job_definitions(using=using)
 
 
-@worker_ready.connect
 @beat_init.connect
-def sync_at_process_start(**kwargs: Any) -> None:
+def sync_at_beat_start(**kwargs: Any) -> None:
     from jobs_catalog.sync import sync_job_definitions
 
     try:
         sync_job_definitions()
-    except Exception:  # an unmigrated database must not keep a worker from starting
+    except Exception:  # an unmigrated database must not keep beat from starting
         logger.exception("job catalog: could not sync job definitions")
+
+
+worker_ready.connect(worker_catalog.start_in_worker, dispatch_uid="jobs_catalog.worker_start")
+worker_shutdown.connect(worker_catalog.stop_in_worker, dispatch_uid="jobs_catalog.worker_stop")

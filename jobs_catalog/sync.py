@@ -1,4 +1,8 @@
-"""Mirror the in-code catalog into :class:`JobDefinition` rows."""
+"""Mirror the in-code catalog into :class:`JobDefinition` rows.
+
+Any process describes the jobs it found in code (a job its own settings refuse included); none
+decides alone whether a job can run: that is :mod:`jobs_catalog.availability`, from what the
+live workers reported."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jobs_catalog.availability import refresh_availability
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import Registry
@@ -28,8 +33,7 @@ DESCRIPTIVE_FIELDS = (
     "queue",
     "source",
     "module",
-    "available",
-    "unavailable_reason",
+    "code_problem",
 )
 
 
@@ -58,23 +62,23 @@ def definition_values(job: Job) -> dict[str, Any]:
         "queue": job.queue or "",
         "source": job.source,
         "module": job.module,
-        "available": True,
-        "unavailable_reason": "",
+        "code_problem": "",
     }
 
 
 def sync_job_definitions(
     registry: Registry = default_registry, using: str = "default"
 ) -> SyncReport:
-    """Create, update or mark unavailable so the table matches the catalog in code.
-    Safe to run from several processes at once."""
+    """Create or update the rows so they describe the catalog in code, note the jobs whose
+    code this process did not find, then refresh availability. Safe to run from several
+    processes at once."""
     report = SyncReport()
     now = timezone.now()
     broken = registry.broken_modules()
     with transaction.atomic(using=using):
         existing = {d.name: d for d in JobDefinition.objects.using(using).select_for_update()}
         new_rows = []
-        for job in registry:
+        for job in registry.described():
             values = definition_values(job)
             row = existing.get(job.name)
             if row is None:
@@ -92,17 +96,16 @@ def sync_job_definitions(
                 row.last_seen = now
                 row.save(using=using, update_fields=["last_seen"])
         JobDefinition.objects.using(using).bulk_create(new_rows, ignore_conflicts=True)
+        described = {job.name for job in registry.described()}
         for name, row in existing.items():
-            if name in registry or not row.available:
+            if name in described:
                 continue
             problem = broken.get(row.module)
-            row.available = False
-            row.unavailable_reason = (
-                problem.message if problem else "its code is no longer installed"
-            )
-            row.changed_at = now
-            row.save(using=using, update_fields=["available", "unavailable_reason", "changed_at"])
-            report.unavailable.append(name)
+            code_problem = problem.message if problem else "its code is no longer installed"
+            if row.code_problem != code_problem:
+                row.code_problem = code_problem
+                row.save(using=using, update_fields=["code_problem"])
+        report.unavailable = refresh_availability(now, using=using)
     if report.created or report.updated or report.unavailable:
         logger.info("job catalog synced: %s", report)
     return report

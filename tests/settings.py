@@ -13,3 +13,7 @@ if SAMPLE_APP not in INSTALLED_APPS:
 # No pruning schedule in the test databases (tests create one when they want it): it would
 # be one more schedule, cron entry and protected job definition in every test.
 JOBS_HISTORY_PRUNE_CRON = ""
+
+# The tests' HTTP servers listen on 127.0.0.1, which the HTTP job refuses by default (see
+# jobs_catalog.builtin.http_destinations); the destination policy's own tests override this.
+JOBS_HTTP_ALLOW = ["127.0.0.1"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -18,9 +21,14 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from urllib3.util.retry import Retry
+from urllib3.util import parse_url
 
 from jobs_catalog import JobContext, JobError, Param, RetryableError, RetryPolicy, job
+from jobs_catalog.builtin.http_destinations import (
+    DestinationRefusedError,
+    check_url_host,
+    checked_addresses,
+)
 from jobs_catalog.params import MASK
 
 #: Redirects followed at most, when following is on.
@@ -32,6 +40,9 @@ EXCERPT_CHARS = 500
 #: Statuses that mean "try again later" even though they are not 5xx.
 TRANSIENT_STATUSES = frozenset({408, 429})
 USER_AGENT = "jobs-catalog/builtin.http_request"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Request headers dropped when a redirect leads to another origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 _STATUS_ENTRY = re.compile(r"^[1-5](?:[0-9]{2}|xx)$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -59,6 +70,12 @@ def _http_url(value: str) -> str:
     if parts.username is not None or parts.password is not None:
         # The URL is shown in results and messages; credentials belong in bearer_token.
         raise ValueError("must not carry credentials; use bearer_token instead")
+    try:
+        check_url_host(parts.hostname)
+    except DestinationRefusedError as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError as exc:  # a malformed JOBS_HTTP_ALLOW / JOBS_HTTP_DENY
+        raise ValueError(f"cannot be checked: {exc}") from None
     return value
 
 
@@ -157,6 +174,8 @@ def http_request(
         status, final_url, data, size, complete = _fetch(
             method, url, request_headers, body, timeout, follow_redirects
         )
+    except DestinationRefusedError as exc:
+        raise DestinationRefusedError(f"{method} {url}: {exc}") from None
     except (HTTPError, OSError) as exc:
         raise _transport_error(exc, method, url) from None
     elapsed_ms = round((time.monotonic() - started) * 1000)
@@ -202,46 +221,89 @@ def _fetch(
     timeout: float,
     follow_redirects: bool,
 ) -> tuple[int, str, bytes, int, bool]:
-    """(status, final URL, first MAX_BODY_BYTES of the body, bytes read, whole body read)."""
+    """(status, final URL, first MAX_BODY_BYTES of the body, bytes read, whole body read).
+    Redirects are followed here, one checked hop at a time; after MAX_REDIRECTS of them the
+    last redirect is the answer."""
     deadline = time.monotonic() + timeout
-    # No retries here: the platform retries the whole job, with backoff.
-    retries: Retry | bool = (
-        Retry(
-            total=None,
-            connect=0,
-            read=0,
-            other=0,
-            status=0,
-            redirect=MAX_REDIRECTS,
-            raise_on_redirect=False,
-            raise_on_status=False,
-        )
-        if follow_redirects
-        else False
-    )
-    with urllib3.PoolManager() as pool:
-        response = pool.request(
-            method,
-            url,
-            headers=headers,
-            body=body.encode("utf-8") if body else None,
-            timeout=urllib3.Timeout(total=timeout),
-            retries=retries,
-            redirect=follow_redirects,
-            preload_content=False,
-        )
+    payload = body.encode("utf-8") if body else None
+    for hop in range(MAX_REDIRECTS + 1):
+        with _request(method, url, headers, payload, deadline) as response:
+            location = response.headers.get("Location")
+            redirected = response.status in REDIRECT_STATUSES and location
+            if not (follow_redirects and redirected and hop < MAX_REDIRECTS):
+                data, size, complete = _read_body(response, deadline, timeout)
+                return response.status, url, data, size, complete
+            response.drain_conn()
+        next_url = urljoin(url, location)
+        if urlsplit(next_url).scheme.lower() not in ("http", "https"):
+            raise HttpCheckError(f"{method} {url}: redirected to a URL that is not http(s)")
+        headers = _headers_for_redirect(headers, url, next_url)
+        if response.status == 303 and method != "HEAD":
+            method, payload = "GET", None
+        url = next_url
+    raise AssertionError("unreachable: the last hop returns")
+
+
+@contextmanager
+def _request(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, deadline: float
+) -> Iterator[urllib3.BaseHTTPResponse]:
+    """One request, to an address the destination policy accepted for the URL's host: the
+    host is resolved once, checked, and connected to by address (Host header and TLS name
+    kept), so a second DNS answer cannot send the request elsewhere."""
+    parts = parse_url(url)
+    host = (parts.host or "").strip("[]")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = checked_addresses(host, port)
+    request_headers = {**headers, "Host": parts.netloc or host}
+    error: Exception = TimeoutError("no time left to connect")
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        pool = _pool(parts.scheme or "http", str(address), port, host)
         try:
-            data, size, complete = _read_body(response, deadline, timeout)
+            response = pool.urlopen(
+                method,
+                parts.request_uri,
+                headers=request_headers,
+                body=body,
+                timeout=urllib3.Timeout(total=remaining),
+                retries=False,  # no retries here: the platform retries the whole job
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+        except (NewConnectionError, ConnectTimeoutError) as exc:
+            pool.close()
+            error = exc  # the host's next address, if it has one
+            continue
+        try:
+            yield response
         finally:
             response.release_conn()
-        return response.status, _final_url(response, url), data, size, complete
+            pool.close()
+        return
+    raise error
 
 
-def _final_url(response: urllib3.BaseHTTPResponse, url: str) -> str:
-    history = response.retries.history if response.retries else ()
-    if not history or not history[-1].redirect_location:
-        return url
-    return urljoin(history[-1].url, history[-1].redirect_location)
+def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
+    if scheme == "https":
+        # The certificate is checked against the host name, not the address.
+        return urllib3.HTTPSConnectionPool(address, port, maxsize=1, server_hostname=host)
+    return urllib3.HTTPConnectionPool(address, port, maxsize=1)
+
+
+def _headers_for_redirect(headers: dict[str, str], url: str, next_url: str) -> dict[str, str]:
+    """Credentials do not follow a redirect to another origin."""
+    if _origin(url) == _origin(next_url):
+        return headers
+    return {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = parse_url(url)
+    return (parts.scheme or "", (parts.host or "").lower(), parts.port)
 
 
 def _read_body(
@@ -280,7 +342,7 @@ def _transport_error(exc: BaseException, method: str, url: str) -> Exception:
         exc = exc.reason
     where = f"{method} {url}"
     # Checked first: both subclass ConnectTimeoutError.
-    if isinstance(exc, NameResolutionError):
+    if isinstance(exc, NameResolutionError | socket.gaierror):
         return ConnectionError(f"{where}: cannot resolve the host name: {_cause(exc)}")
     if isinstance(exc, NewConnectionError):
         return ConnectionError(f"{where}: cannot connect: {_cause(exc)}")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -109,6 +110,16 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 
         def route_redirect(self, arg: str, body: bytes) -> None:
             self.send(302, b"", Location="/ok")
+
+        def route_goto(self, arg: str, body: bytes) -> None:
+            # /goto/<url-quoted location>: a redirect to anywhere.
+            self.send(302, b"", Location=unquote(arg))
+
+        def route_see_other(self, arg: str, body: bytes) -> None:
+            self.send(303, b"", Location="/echo")
+
+        def route_loop(self, arg: str, body: bytes) -> None:
+            self.send(302, b"", Location="/loop")
 
         def route_big(self, arg: str, body: bytes) -> None:
             self.send(200, b"a" * int(arg))

@@ -57,6 +57,7 @@ def platform_env(data_dir: Path, port: int) -> dict[str, str]:
         DATA_DIR=str(data_dir),
         STATIC_ROOT=str(data_dir / "static"),
         JOBS_FILE_ROOTS=str(data_dir / DEMO_FILES_DIRNAME),
+        JOBS_HTTP_ALLOW="127.0.0.1",  # as the Makefile sets it, for the health check demo
         DEBUG="false",
         LOG_LEVEL="INFO",
         PORT=str(port),
