@@ -1,5 +1,5 @@
 """``manage.py check`` reports plugins that failed to load and refused jobs (as warnings:
-one broken plugin must not stop the platform)."""
+one broken plugin must not stop the platform), and refuses malformed secret keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from django.core import checks
 
 from jobs_catalog.registry import registry
+from jobs_catalog.secrets import SecretError, keyring
 
 _IDS = {
     "import": "jobs_catalog.W001",
@@ -27,3 +28,13 @@ def plugin_problems(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         checks.Warning(str(problem), hint=_HINTS[problem.kind], id=_IDS[problem.kind])
         for problem in registry.problems
     ]
+
+
+@checks.register("jobs_catalog")
+def secret_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A malformed SECRETS_ENCRYPTION_KEYS is refused at start, not at the first secret."""
+    try:
+        keyring()
+    except SecretError as exc:
+        return [checks.Error(str(exc), id="jobs_catalog.E001")]
+    return []
