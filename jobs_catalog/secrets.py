@@ -174,8 +174,8 @@ def seal_params(params: Mapping[str, Any], secret_fields: Iterable[str]) -> dict
     """A copy of ``params`` with each secret value sealed (None and "" are no secret, and a
     sealed value stays as it is)."""
     out = dict(params)
-    for name in secret_fields:
-        value = out.get(name)
+    for name in _present(out, secret_fields):
+        value = out[name]
         if value not in (None, "") and not is_sealed(value):
             out[name] = seal(value)
     return out
@@ -185,9 +185,8 @@ def unseal_params(params: Mapping[str, Any], secret_fields: Iterable[str]) -> di
     """A copy of ``params`` with each sealed secret value opened. Only secret fields are
     opened: a sealed value put in another field would reach the history unmasked."""
     out = dict(params)
-    for name in secret_fields:
-        if name in out:
-            out[name] = unseal(out[name], name)
+    for name in _present(out, secret_fields):
+        out[name] = unseal(out[name], name)
     return out
 
 
@@ -195,10 +194,16 @@ def reseal_params(params: Mapping[str, Any], secret_fields: Iterable[str]) -> di
     """A copy of ``params`` with each secret value sealed under the first key (unchanged
     when they all are already)."""
     out = dict(params)
-    for name in secret_fields:
-        if name in out:
-            out[name] = reseal(out[name], name)
+    for name in _present(out, secret_fields):
+        out[name] = reseal(out[name], name)
     return out
+
+
+def _present(params: dict[str, Any], secret_fields: Iterable[str]) -> list[str]:
+    """The secret fields ``params`` holds, in its order (so the first error is the first
+    field's, whatever the set's order)."""
+    wanted = set(secret_fields)
+    return [name for name in params if name in wanted]
 
 
 def mask_sealed(params: Mapping[str, Any]) -> dict[str, Any]:
