@@ -18,7 +18,6 @@ from jobs_catalog.secrets import (
     is_current,
     is_sealed,
     mask_sealed,
-    new_key,
     reseal_params,
     seal,
     seal_params,
@@ -28,7 +27,6 @@ from jobs_catalog.secrets import (
 )
 
 SECRET = "tok-Very-Secret-77"
-OLD, NEW = new_key(), new_key()
 
 
 def echo(url: str, token: str = Param("", secret=True), pairs: list[str] = Param([], secret=True)):
@@ -36,17 +34,6 @@ def echo(url: str, token: str = Param("", secret=True), pairs: list[str] = Param
 
 
 ECHO = Job(name="tests.secrets.echo", func=echo, title="Echo")
-
-
-@pytest.fixture
-def keys(settings):
-    """keys(*k): make these the configured SECRETS_ENCRYPTION_KEYS."""
-
-    def use(*values: str) -> None:
-        settings.SECRETS_ENCRYPTION_KEYS = list(values)
-
-    use(OLD)
-    return use
 
 
 def test_a_sealed_value_holds_no_clear_text_and_opens_to_the_value(keys):
@@ -74,12 +61,12 @@ def test_params_seal_only_secret_fields_and_never_twice(keys):
 
 def test_the_new_key_seals_and_the_old_one_still_opens(keys):
     old = seal(SECRET)
-    keys(NEW, OLD)
+    keys.use(keys.new, keys.old)
     assert unseal(old) == SECRET and not is_current(old)
     new = reseal_params({"token": old}, ["token"])["token"]
     assert is_current(new) and new != old
     assert reseal_params({"token": new}, ["token"])["token"] == new  # already current
-    keys(NEW)
+    keys.use(keys.new)
     assert unseal(new) == SECRET
     with pytest.raises(SecretError):
         unseal(old)
@@ -87,7 +74,7 @@ def test_the_new_key_seals_and_the_old_one_still_opens(keys):
 
 def test_a_value_no_key_opens_is_a_clear_error_without_the_value(keys):
     sealed = seal(SECRET)
-    keys(NEW)
+    keys.use(keys.new)
     with pytest.raises(SecretError) as caught:
         unseal_params({"token": sealed}, ["token"])
     message = str(caught.value)
@@ -101,7 +88,7 @@ def test_a_value_no_key_opens_is_a_clear_error_without_the_value(keys):
 
 
 def test_a_malformed_key_is_refused_by_name_and_by_the_system_check(keys):
-    keys(NEW, "not-a-fernet-key")
+    keys.use(keys.new, "not-a-fernet-key")
     with pytest.raises(SecretError, match=r"SECRETS_ENCRYPTION_KEYS: key 2 is not a Fernet key"):
         seal(SECRET)
     errors = [m for m in checks.run_checks() if m.id == "jobs_catalog.E001"]
@@ -124,6 +111,6 @@ def test_a_job_opens_sealed_values_right_before_it_runs_and_takes_clear_ones(key
     sealed = seal_params({"url": "u", "token": SECRET, "pairs": ["p-1"]}, ECHO.secret_fields)
     assert ECHO.call(sealed) == {"url": "u", "token": SECRET, "pairs": ["p-1"]}
     assert ECHO.call({"url": "u", "token": SECRET}) == {"url": "u", "token": SECRET, "pairs": []}
-    keys(NEW)
+    keys.use(keys.new)
     with pytest.raises(SecretError, match="secret parameter 'token'"):
         ECHO.call(sealed)

@@ -20,7 +20,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from jobs_catalog.models import JobDefinition
-from jobs_catalog.secrets import SEALED, is_current, is_sealed, new_key, unseal
+from jobs_catalog.secrets import SEALED, is_current, is_sealed, unseal
 from scheduler import services
 from scheduler.dispatch import Dispatcher
 from scheduler.models import JobRun, Schedule
@@ -29,18 +29,8 @@ from scheduler.periodic import save_schedule
 pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "tok-At-Rest-9137"
 HTTP_JOB = "builtin.http_request"
-OLD, NEW = new_key(), new_key()
 BEFORE = ("scheduler", "0007_jobrun_fewer_indexes")
 SEALING = ("scheduler", "0010_seal_secret_params")
-
-
-@pytest.fixture
-def keys(settings):
-    def use(*values: str) -> None:
-        settings.SECRETS_ENCRYPTION_KEYS = list(values)
-
-    use(OLD)
-    return use
 
 
 def http_schedule(name: str = "probe", queue: str = "", **params) -> Schedule:
@@ -124,13 +114,13 @@ class _Clock:
 # --- rotation --------------------------------------------------------------------------------
 def test_rotation_seals_everything_under_the_new_key_and_the_old_key_can_go(keys, capsys):
     first, second = http_schedule("one"), http_schedule("two", contains="x")
-    keys(NEW, OLD)
+    keys.use(keys.new, keys.old)
     with pytest.raises(CommandError, match="before removing an old key"):
         call_command("rotate_secrets", "--check")
     assert "2 schedule(s) not under the first key" in capsys.readouterr().out
     call_command("rotate_secrets")
     assert "2 schedule(s) sealed under the first key" in capsys.readouterr().out
-    keys(NEW)  # the old key is gone: everything still opens
+    keys.use(keys.new)  # the old key is gone: everything still opens
     for schedule in (first, second):
         schedule.refresh_from_db()
         token = schedule.params["bearer_token"]
@@ -145,7 +135,7 @@ def test_rotation_seals_everything_under_the_new_key_and_the_old_key_can_go(keys
 def test_rotation_without_the_old_key_names_the_schedule_and_changes_nothing(keys, capsys):
     schedule = http_schedule("stuck")
     before = raw_rows()
-    keys(NEW)
+    keys.use(keys.new)
     with pytest.raises(CommandError, match=r"1 schedule\(s\) left unchanged"):
         call_command("rotate_secrets")
     error = capsys.readouterr().err
@@ -204,7 +194,7 @@ def test_the_migration_seals_clear_secrets_in_place_and_going_back_opens_them(ke
 def test_going_back_without_the_key_refuses_and_says_why(keys, migrator):
     migrator(SEALING)
     schedule = http_schedule("sealed")
-    keys(NEW)
+    keys.use(keys.new)
     with pytest.raises(RuntimeError, match="cannot open every sealed secret"):
         migrator(BEFORE)
     schedule.refresh_from_db()
