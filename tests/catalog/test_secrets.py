@@ -40,7 +40,8 @@ def test_a_sealed_value_holds_no_clear_text_and_opens_to_the_value(keys):
     for value in (SECRET, ["a-long-item", "b-long-item"], {"user": "u-name", "pw": SECRET}, 42):
         sealed = seal(value)
         assert set(sealed) == {SEALED} and is_sealed(sealed)
-        assert json.dumps(value).strip('"') not in json.dumps(sealed)
+        # (A short number's digits could turn up in any token by chance: text only.)
+        assert json.dumps(value).strip('"') not in json.dumps(sealed) or value == 42
         assert unseal(sealed) == value
     assert unseal("plain") == "plain"  # a clear value passes through
     assert seal(SECRET) != seal(SECRET)  # a fresh token each time
