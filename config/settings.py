@@ -42,6 +42,12 @@ if not SECRET_KEY:
             "output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
     SECRET_KEY = "insecure-local-only-key-do-not-use-in-production"
+# Earlier SECRET_KEYs, still accepted (signatures; and secret parameters when no
+# SECRETS_ENCRYPTION_KEYS are set): the way to change SECRET_KEY without losing them.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+# Fernet keys sealing secret job parameters at rest and in flight (jobs_catalog.secrets):
+# the first seals, every one opens. Empty: a key derived from SECRET_KEY.
+SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEYS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,5 +1,6 @@
 """``manage.py check`` reports plugins that failed to load and refused jobs (as warnings:
-one broken plugin must not stop the platform)."""
+one broken plugin must not stop the platform), and refuses a malformed HTTP destination
+policy or malformed secret keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django.core import checks
 
 from jobs_catalog.registry import registry
+from jobs_catalog.secrets import SecretError, keyring
 
 _IDS = {
     "import": "jobs_catalog.W001",
@@ -37,4 +39,14 @@ def http_destination_policy(app_configs: Any = None, **kwargs: Any) -> list[chec
         configured_rules()
     except ValueError as exc:
         return [checks.Error(str(exc), id="jobs_catalog.E001")]
+    return []
+
+
+@checks.register("jobs_catalog")
+def secret_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A malformed SECRETS_ENCRYPTION_KEYS is refused at start, not at the first secret."""
+    try:
+        keyring()
+    except SecretError as exc:
+        return [checks.Error(str(exc), id="jobs_catalog.E002")]
     return []

@@ -22,6 +22,7 @@ from jobs_catalog.params import (
     validate_params,
 )
 from jobs_catalog.retry import RetryPolicy
+from jobs_catalog.secrets import unseal_params
 
 #: Lower-case words joined by dots, at least two: "builtin.http_request", "acme.billing.sync".
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -101,8 +102,14 @@ class Job:
         return mask_params(dict(params), self.secret_fields)
 
     def call(self, params: Mapping[str, Any] | None, context: JobContext | None = None) -> Any:
-        """Validate ``params`` and run the job in this process."""
-        model = validate_params(self.name, self.params_model, _as_dict(params))
+        """Open sealed secret values, validate ``params`` and run the job in this process.
+
+        Raises :class:`~jobs_catalog.secrets.SecretError` when no key here opens a secret.
+        """
+        given = _as_dict(params)
+        if isinstance(given, dict) and self.secret_fields:
+            given = unseal_params(given, self.secret_fields)
+        model = validate_params(self.name, self.params_model, given)
         kwargs = {name: getattr(model, name) for name in type(model).model_fields}
         context_arg = self.__dict__["_context_arg"]
         if context_arg:

@@ -37,8 +37,9 @@ class SkipRun(Exception):  # noqa: N818 - a signal, not a failure
 class RunInfo:
     """One run of a job, as middleware sees it.
 
-    ``params`` are the parameters as received (not yet validated; secret values included:
-    mask them with ``job.mask`` before storing or showing them). ``task_id`` is the Celery
+    ``params`` are the parameters as received (not yet validated; secret values included,
+    sealed or clear as the sender sent them, opened only by ``job.call``: mask them with
+    ``job.mask`` before storing or showing them). ``task_id`` is the Celery
     task id, None for a run outside Celery (the command line). ``redelivered`` is the
     broker's word that an earlier delivery of this very message was not acknowledged.
     ``state`` is scratch space middleware may keep for ``after_run``.

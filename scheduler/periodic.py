@@ -1,5 +1,8 @@
 """Keep a Schedule's django-celery-beat cron entry (PeriodicTask + CrontabSchedule) in step.
 
+Secret parameter values are sealed (``jobs_catalog.secrets``) in the schedule's row and in the
+entry's kwargs alike: beat sends them sealed, and the worker opens them.
+
 Everything goes through :func:`save_schedule` and :func:`delete_schedule`, inside one
 transaction, so the cron entry never disagrees with the schedule.
 """
@@ -16,6 +19,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs_catalog.errors import ParameterError, UnknownJobError
 from jobs_catalog.registry import registry
+from jobs_catalog.secrets import SecretError, seal_params, unseal_params
 from scheduler import cron
 from scheduler.models import Schedule
 
@@ -40,14 +44,28 @@ def clean_schedule(schedule: Schedule) -> None:
     if schedule.job_id is not None:
         try:
             job = registry.get(schedule.job.name)
-            schedule.params = job.validate(schedule.params)
+            clear = unseal_params(schedule.params or {}, job.secret_fields)
+            schedule.params = seal_params(job.validate(clear), job.secret_fields)
         except UnknownJobError as exc:
             errors.setdefault("job", []).append(f"{exc}: its code is not installed here.")
         except ParameterError as exc:
             for field, messages in exc.by_field().items():
                 errors.setdefault("params", []).extend(f"{field}: {m}" for m in messages)
+        except SecretError as exc:  # a stored secret no key here opens: type it again
+            errors.setdefault("params", []).append(
+                f"{exc.field}: {exc.reason}" if exc.field else str(exc)
+            )
     if errors:
         raise ValidationError(errors)
+
+
+def sealed_params(schedule: Schedule) -> dict:
+    """The schedule's parameters with its job's secret values sealed: never stored clear.
+    A job whose code is not installed here cannot say which are secret: left as they are
+    (``manage.py rotate_secrets`` seals them where it is)."""
+    params = schedule.params or {}
+    job = registry.find(schedule.job.name) if schedule.job_id is not None else None
+    return seal_params(params, job.secret_fields) if job is not None else dict(params)
 
 
 @transaction.atomic
@@ -55,6 +73,7 @@ def save_schedule(schedule: Schedule, *, validate: bool = True) -> Schedule:
     """Save ``schedule`` and its cron entry together."""
     if validate:
         clean_schedule(schedule)
+    schedule.params = sealed_params(schedule)
     expression = cron.parse(schedule.cron)
     task = schedule.periodic_task or PeriodicTask()
     # The zone is given at construction: django-celery-beat's default scans every zone.

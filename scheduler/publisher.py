@@ -21,6 +21,9 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Protocol
 
 from celery import Celery
+from celery.utils.saferepr import saferepr
+
+from jobs_catalog.secrets import mask_sealed
 
 if TYPE_CHECKING:
     from scheduler.dispatch import Outgoing
@@ -52,6 +55,8 @@ def send(app: Celery, producer: Any, message: Outgoing) -> None:
         message.task_name,
         args=message.args,
         kwargs=message.kwargs,
+        # Celery's own repr (shown by events and monitoring) would show the sealed token.
+        kwargsrepr=saferepr(mask_sealed(message.kwargs), app.amqp.kwargsrepr_maxsize),
         task_id=str(message.task_id),
         producer=producer,
         headers=message.headers,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jobs_catalog.params import MASK
+from jobs_catalog.secrets import is_sealed, unseal_or_none
 
 #: Characters kept of a result summary and of an error message.
 MAX_RESULT = 2000
@@ -76,8 +77,11 @@ NO_SECRETS = Redactor()
 
 
 def secret_leaves(value: Any) -> list[str]:
-    """The text forms of a secret value: itself, or each item of a list or mapping. Flags are
-    no secrets: masking every "True" would garble the text and hide nothing."""
+    """The text forms of a secret value: itself, or each item of a list or mapping; a sealed
+    value is opened first (one no key here opens cannot turn up in clear here either). Flags
+    are no secrets: masking every "True" would garble the text and hide nothing."""
+    if is_sealed(value):
+        value = unseal_or_none(value)
     if value is None or value == "" or isinstance(value, bool):
         return []
     if isinstance(value, Mapping):

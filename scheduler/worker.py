@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
+from jobs_catalog.secrets import seal_params
 from scheduler import log_redaction, recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
@@ -274,7 +275,7 @@ class OccurrenceMiddleware(Middleware):
             task_id=attempt.task_id,
             task_name=run.job.name,
             scheduled_for=attempt.scheduled_for,
-            kwargs=dict(run.params),
+            kwargs=seal_params(run.params, run.job.secret_fields),  # a direct call's too
             options=options,
             headers=headers,
         )

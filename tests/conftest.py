@@ -29,3 +29,22 @@ def _no_job_secrets_after_the_test():
     from scheduler import log_redaction
 
     log_redaction.use(None)
+
+
+class SecretKeys:
+    """The secret keys of a test: ``old`` is in use at first; ``use(*keys)`` changes the list."""
+
+    def __init__(self, settings):
+        from jobs_catalog.secrets import new_key
+
+        self.settings = settings
+        self.old, self.new = new_key(), new_key()
+        self.use(self.old)
+
+    def use(self, *keys: str) -> None:
+        self.settings.SECRETS_ENCRYPTION_KEYS = list(keys)
+
+
+@pytest.fixture
+def keys(settings) -> SecretKeys:
+    return SecretKeys(settings)

@@ -21,6 +21,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.broker import transport_options
 from jobs_catalog.models import JobDefinition
+from jobs_catalog.secrets import is_sealed, new_key
 from scheduler.clock import SystemClock
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
@@ -207,6 +208,38 @@ def test_retries_back_off_and_the_history_keeps_logs_without_secrets(broker):
     for run in runs:
         assert run.params["api_key"] == "********" and run.worker_pid and run.worker_host
         assert SECRET not in json.dumps([run.result, run.error_message, run.traceback, run.logs])
+
+
+def test_the_job_gets_the_clear_secret_that_is_stored_and_sent_sealed(broker):
+    b = broker("redis" if os.environ.get("REDIS_URL") else "filesystem")
+    seen = b.tmp_path / "seen.txt"
+    with b.worker() as worker:
+        first = b.run_now("tests.uses_secret", {"path": str(seen), "token": SECRET})
+        wait_for(lambda: over(first), 30, "the retried run")
+    # Beat's message and the retry the worker sent both carried it sealed; the job saw it
+    # in clear each time.
+    assert lines(seen) == [f"attempt=1 token={SECRET}", f"attempt=2 token={SECRET}"]
+    assert summary(first) == [(1, "retrying", "manual"), (2, "succeeded", "retry")]
+    schedule = Schedule.objects.get(pk=first.schedule_id)
+    assert is_sealed(schedule.params["token"])
+    assert SECRET not in schedule.periodic_task.kwargs + worker.output()
+
+
+def test_a_worker_without_the_key_fails_the_attempt_clearly_and_at_once(broker):
+    b = broker(
+        "redis" if os.environ.get("REDIS_URL") else "filesystem",
+        SECRETS_ENCRYPTION_KEYS=new_key(),  # not the key this process seals with
+    )
+    seen = b.tmp_path / "seen.txt"
+    with b.worker():
+        first = b.run_now("tests.uses_secret", {"path": str(seen), "token": SECRET})
+        wait_for(lambda: over(first), 30, "the failed run")
+    [run] = attempts(first)  # not retried, not left running
+    assert (run.status, run.error_type) == ("failed", "jobs_catalog.secrets.SecretError")
+    assert "secret parameter 'token': none of the keys opens its stored value" in (
+        run.error_message
+    )
+    assert not seen.exists()  # the job never ran
 
 
 # --- time limits ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs_catalog.models import JobDefinition
+from jobs_catalog.secrets import SEALED, unseal
 from scheduler import cron
 from scheduler.admin import ScheduleAdmin
 from scheduler.models import BeatEntry, JobRun, Schedule
@@ -204,7 +205,7 @@ def test_adding_saves_the_schedule_and_its_cron_entry(admin_client, http_job):
     assert schedule.job == http_job
     assert schedule.params["headers"] == {"X-Probe": "admin"}
     assert schedule.params["expected_status"] == ["200", "204"]
-    assert schedule.params["bearer_token"] == SECRET
+    assert unseal(schedule.params["bearer_token"]) == SECRET  # stored sealed
     task = schedule.periodic_task
     assert task.task == HTTP_JOB and json.loads(task.kwargs) == schedule.params
     crontab = task.crontab
@@ -305,10 +306,12 @@ def test_a_secret_never_reaches_an_admin_page(admin_client, admin_schedule):
             args=[admin_schedule.periodic_task.crontab_id],
         ),
     ]
+    token = Schedule.objects.get(pk=admin_schedule.pk).params["bearer_token"][SEALED]
     for url in pages:
         response = admin_client.get(url)
         assert response.status_code == 200, url
         assert SECRET not in response.content.decode(), url
+        assert token not in response.content.decode(), url  # nor its sealed form
     page = admin_client.get(change_url(admin_schedule)).content.decode()
     assert "A value is stored." in page
 
@@ -335,9 +338,9 @@ def test_saving_with_the_secret_left_blank_keeps_it(admin_client, admin_schedule
     )
     assert response.status_code == 302, errors_of(response)
     schedule = Schedule.objects.get(pk=admin_schedule.pk)
-    assert schedule.params["bearer_token"] == SECRET
+    assert unseal(schedule.params["bearer_token"]) == SECRET
     assert schedule.params["timeout"] == 7.0
-    assert json.loads(schedule.periodic_task.kwargs)["bearer_token"] == SECRET
+    assert unseal(json.loads(schedule.periodic_task.kwargs)["bearer_token"]) == SECRET
     history = admin_client.get(reverse("admin:scheduler_schedule_history", args=[schedule.pk]))
     assert SECRET not in history.content.decode()
 

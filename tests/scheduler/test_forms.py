@@ -19,6 +19,7 @@ from jobs_catalog import Param
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
+from jobs_catalog.secrets import SEALED, is_sealed, new_key, unseal, unseal_params
 from jobs_catalog.sync import definition_values
 from scheduler.forms import (
     BackfillForm,
@@ -233,7 +234,7 @@ def test_a_valid_form_yields_typed_parameters(sample_job):
     assert params["labels"] == {"team": "core", "owner": "ops: on-call"}
     assert params["matrix"] == {"a": [1, 2]}
     assert params["limit"] is None
-    assert params["token"] == "tok-123"
+    assert is_sealed(params["token"]) and unseal(params["token"]) == "tok-123"
 
 
 def test_an_unchecked_box_is_false_and_a_blank_number_the_default(sample_job):
@@ -352,6 +353,7 @@ def test_a_stored_secret_is_never_rendered(sample_job, saved_sample):
     form = form_for(sample_job, instance=saved_sample)
     html = form.as_div()
     assert "tok-SECRET-1" not in html
+    assert saved_sample.params["token"][SEALED] not in html  # nor its sealed form
     assert "A value is stored." in form.fields["param__token"].help_text
     # Not even echoed back when the form has errors.
     bound = form_for(
@@ -364,14 +366,26 @@ def test_a_stored_secret_is_never_rendered(sample_job, saved_sample):
 def test_a_blank_secret_keeps_the_stored_value(sample_job, saved_sample):
     form = form_for(sample_job, sample_data(param__token="", param__count="5"), saved_sample)
     assert form.is_valid(), form.errors
-    assert form.instance.params["token"] == "tok-SECRET-1"
+    assert unseal(form.instance.params["token"]) == "tok-SECRET-1"
     assert form.instance.params["count"] == 5
+
+
+def test_a_stored_secret_no_key_opens_must_be_typed_again(sample_job, saved_sample, settings):
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key()]  # not the key it was sealed with
+    form = form_for(sample_job, sample_data(param__token=""), saved_sample)
+    assert not form.is_valid()
+    [error] = form.errors["param__token"]
+    assert "none of the keys opens its stored value" in error
+    assert "tok-SECRET-1" not in error and saved_sample.params["token"][SEALED] not in error
+    form = form_for(sample_job, sample_data(param__token="tok-3"), saved_sample)
+    assert form.is_valid(), form.errors
+    assert unseal(form.instance.params["token"]) == "tok-3"
 
 
 def test_a_typed_secret_replaces_and_clear_removes_it(sample_job, saved_sample):
     form = form_for(sample_job, sample_data(param__token="tok-2"), saved_sample)
     assert form.is_valid(), form.errors
-    assert form.instance.params["token"] == "tok-2"
+    assert unseal(form.instance.params["token"]) == "tok-2"
     form = form_for(sample_job, sample_data(param__token="", clear__token="on"), saved_sample)
     assert form.is_valid(), form.errors
     assert form.instance.params["token"] == ""
@@ -388,7 +402,7 @@ def test_a_required_secret_must_be_given_once(secret_job):
     edit = form_for(secret_job, base_data(param__api_key=""), Schedule.objects.get(pk=schedule.pk))
     assert "clear__api_key" not in edit.fields
     assert edit.is_valid(), edit.errors
-    assert edit.instance.params == {"api_key": "k-1"}
+    assert unseal_params(edit.instance.params, ["api_key"]) == {"api_key": "k-1"}
 
 
 def test_an_edit_shows_the_stored_values(sample_job, saved_sample):

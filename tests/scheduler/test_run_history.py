@@ -4,6 +4,7 @@ request, as the worker calls it), with an injected clock."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -19,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from jobs_catalog import JobContext, Param, ParameterError, RetryPolicy
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
+from jobs_catalog.secrets import SEALED, SecretError, is_sealed, new_key, seal, unseal_params
 from jobs_catalog.tasks import CatalogTask, bind_task
 from scheduler.alerts import config as alert_config
 from scheduler.dispatch import Dispatcher
@@ -256,7 +258,10 @@ def test_a_redelivered_running_attempt_is_lost_and_rerun_once(task, schedule, cl
     assert deliver(steady_task, message, queue_name, redelivered=True) is None
     [rerun_message] = drain(queue_name)
     assert rerun_message[0]["occurrence_id"] == rerun.pk and rerun_message[0]["trigger"] == "retry"
-    assert rerun_message[0]["id"] == str(rerun.task_id) and rerun_message[1] == message[1]
+    assert rerun_message[0]["id"] == str(rerun.task_id)
+    # The worker sends the job's secret sealed, even one it was given in clear.
+    assert is_sealed(rerun_message[1]["token"]) and SECRET not in json.dumps(rerun_message)
+    assert unseal_params(rerun_message[1], ["token"]) == message[1]
     deliver(steady_task, rerun_message, queue_name)
     assert [c.attempt for c in calls] == [2]
     assert [r.status for r in attempts(first)] == ["lost", "succeeded"]
@@ -406,6 +411,30 @@ def test_invalid_parameters_fail_without_a_retry(task, schedule, clock, queue_na
     [run] = JobRun.objects.filter(schedule=schedule)
     assert run.status == "failed" and "url: Input should be a valid string" in run.error_message
     assert drain(queue_name, 0.5) == [] and calls == []
+
+
+def test_a_secret_no_key_opens_fails_the_attempt_at_once_and_clearly(
+    task, schedule, clock, queue_name, settings
+):
+    steady_task = task(steady)
+    headers, _ = message_for(steady_task, schedule, clock, queue_name)
+    sealed = seal(SECRET)
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key()]  # this worker lacks the sealing key
+    with pytest.raises(SecretError):
+        deliver(steady_task, (headers, {"url": "http://y", "token": sealed}), queue_name)
+    [run] = JobRun.objects.filter(schedule=schedule)
+    assert (run.status, run.attempt, run.error_type) == (
+        "failed",
+        1,
+        "jobs_catalog.secrets.SecretError",
+    )
+    assert run.error_message.startswith(
+        "secret parameter 'token': none of the keys opens its stored value (this process uses "
+        "SECRETS_ENCRYPTION_KEYS (1 key))"
+    )
+    assert run.params["token"] == "********" and run.finished_at == clock.now()
+    assert sealed[SEALED] not in run.error_message + run.traceback
+    assert drain(queue_name, 0.5) == [] and calls == []  # not retried; the job never ran
 
 
 def test_the_schedule_and_the_run_override_the_job_policy(
