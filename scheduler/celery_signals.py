@@ -46,6 +46,7 @@ from scheduler.redaction import (
     summary,
     tail,
 )
+from scheduler.running_here import still_running_here
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
@@ -164,7 +165,11 @@ def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -
         )
         if latest is None:
             return None
-        if latest.status == Status.RUNNING and redelivered:
+        if (
+            latest.status == Status.RUNNING
+            and redelivered
+            and not still_running_here(latest.worker_host, latest.worker_pid, fields["host"])
+        ):
             recording.finish(
                 latest.pk,
                 status=Status.LOST,
