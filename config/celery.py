@@ -5,7 +5,7 @@ import warnings
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup, worker_init
 
 from config import kombu_redis
 
@@ -15,16 +15,20 @@ app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Celery warns at every broker connection loss while running jobs are not cancelled, urging
-# that they be: here they must not be (see CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_...).
-warnings.filterwarnings(
-    "ignore",
-    message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
-    category=CPendingDeprecationWarning,
-)
-
 
 @worker_init.connect(dispatch_uid="config.kombu_redis")
 def _fix_kombu(**kwargs) -> None:
     # A worker holding an unacknowledged message must survive a Redis outage.
     kombu_redis.guard_detached_channels()
+
+
+@celeryd_after_setup.connect(dispatch_uid="config.connection_loss_warning")
+def _quiet_connection_loss_warning(**kwargs) -> None:
+    # At every broker connection loss Celery warns that running jobs are not cancelled and
+    # urges that they be: here they must not be (settings: ..._ON_CONNECTION_LOSS). After
+    # Celery's logging setup, which shows every such warning.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )

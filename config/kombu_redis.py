@@ -1,6 +1,7 @@
 """A fix of kombu's Redis channel, applied in workers at start (``worker_init``).
 
-The bug (kombu 5.7.0, the latest release; same root as celery/kombu#582): when the broker
+The bug (kombu 5.7.0, the latest release; the same ``_connparams`` on a detached transport as
+https://github.com/celery/kombu/issues/582, there from a closing fanout queue): when the broker
 connection drops, Celery's consumer calls ``Connection.collect()`` and then
 ``Connection.release()``. ``collect()`` closes the channels, but a Redis channel waiting on
 ``BRPOP`` (a worker with a free pool slot) fails to close on the dead socket, and a failure
@@ -15,7 +16,10 @@ ignore it: ``CRITICAL Unrecoverable error`` and the worker process exits.
 The fix: a channel whose connection is gone raises a Redis ``ConnectionError`` when it needs
 a new client, which the cleanup ignores like any other error from the dead broker. Nothing
 is lost: the unacknowledged messages stay in Redis's unacked index and are delivered again
-after the visibility timeout (``config.broker``), as when a worker dies.
+after the visibility timeout (``config.broker``), as when a worker dies (kombu does not hand
+them back on reconnection: https://github.com/celery/celery/issues/1307).
+
+Remove this once kombu fixes it: tests/faults/test_kombu_redis.py fails then.
 """
 
 from __future__ import annotations
