@@ -8,6 +8,20 @@ from django.core.exceptions import ImproperlyConfigured
 
 #: Seconds a late-acknowledged message may stay unacknowledged beyond the longest job.
 VISIBILITY_MARGIN = 600
+#: Redis connections (kombu's Redis transport options); see "Broker outages" in README.md.
+#: Seconds a command may wait for Redis's answer: without it, a Redis that vanished without
+#: closing the TCP connection (a failover, a network cut) holds a publish or an ack forever.
+#: Far above the consumer's BRPOP timeout (1 s).
+REDIS_SOCKET_TIMEOUT = 30.0
+#: Seconds to wait for a TCP connection to Redis: the OS default is minutes.
+REDIS_CONNECT_TIMEOUT = 10.0
+#: Seconds between checks of an idle connection (a PING before reuse; kombu also drops a BRPOP
+#: overdue by this much): a half-open consumer connection is noticed within about a minute.
+REDIS_HEALTH_CHECK_INTERVAL = 25
+#: Seconds between a worker's sweeps for messages left unacknowledged past the visibility
+#: timeout (their worker died, or lost its connection while Redis kept them), at most; a
+#: tenth of the timeout when that is shorter. kombu's default sweeps about every 100 s.
+REDIS_RESTORE_SWEEP = 10
 
 
 def transport_options(
@@ -39,6 +53,19 @@ def transport_options(
                 f"JOBS_MAX_TIME_LIMIT ({max_time_limit}s), or a job still running would be "
                 "redelivered to another worker."
             )
-        return {"visibility_timeout": timeout}
+        options: dict = {"visibility_timeout": timeout}
+        if broker_url.startswith(("redis", "rediss")):
+            options.update(
+                socket_timeout=REDIS_SOCKET_TIMEOUT,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                socket_keepalive=True,
+                health_check_interval=REDIS_HEALTH_CHECK_INTERVAL,
+                unacked_restore_interval=max(1, min(REDIS_RESTORE_SWEEP, timeout // 10)),
+                unacked_restore_throttle=1,  # every sweep scans (kombu's default: one in 10)
+                # Not retry_on_timeout: a command that timed out may have run (a push would
+                # then be sent twice); Celery's own retry of a publish or of the connection
+                # handles the error instead.
+            )
+        return options
     # AMQP redelivers only when the consumer's connection closes: no timeout to size.
     return {}

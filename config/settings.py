@@ -268,10 +268,16 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 # One message at a time per process: long jobs must not hold others hostage in a prefetch
 # buffer, and late acks would otherwise let a crash requeue many.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# If the broker connection drops, running late-ack jobs will be redelivered anyway; cancel
-# them rather than run them twice.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# If the broker connection drops, a running job goes on to its end: its outcome is written to
+# the database, which needs no broker. Its message may be delivered again (RabbitMQ requeues
+# it at once, Redis after the visibility timeout); the worker drops that delivery (the run is
+# over, or still running in this worker: scheduler.running_here). Cancelling instead would
+# kill the job halfway and record it failed, and the redelivery would then be dropped too.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect for as long as the broker is down (Celery gives up after 100 tries by default,
+# about an hour, and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Run history is kept in our own tables; Celery's result backend would be a second copy.
 CELERY_TASK_IGNORE_RESULT = True
 # Limits for tasks that do not set their own (catalog jobs do).

@@ -4,8 +4,9 @@
   an ``occurrence_id`` header) have no middleware: ``task_prerun`` starts their attempt,
   ``task_failure`` keeps the error, ``task_postrun`` ends it. A redelivery of an attempt
   still marked running (its worker died) records that attempt as lost and the rerun as a new
-  attempt. Unlike catalog jobs, a duplicate delivery of a plain task cannot be dropped (a
-  signal cannot stop a task), so it runs; it is logged, not recorded.
+  attempt, unless the attempt still runs in this worker (``scheduler.running_here``).
+  Unlike catalog jobs, a duplicate delivery of a plain task cannot be dropped (a signal
+  cannot stop a task), so it runs; it is logged, not recorded.
 - **What only the worker's main process sees**: a job killed for exceeding its hard time
   limit (``task_failure`` with ``TimeLimitExceeded``, sent by ``Request.on_timeout``) is
   recorded as timed out; a worker lost without a redelivery (a task that does not reject on
@@ -46,6 +47,7 @@ from scheduler.redaction import (
     summary,
     tail,
 )
+from scheduler.running_here import still_running_here
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
@@ -164,7 +166,11 @@ def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -
         )
         if latest is None:
             return None
-        if latest.status == Status.RUNNING and redelivered:
+        if (
+            latest.status == Status.RUNNING
+            and redelivered
+            and not still_running_here(latest.worker_host, latest.worker_pid, fields["host"])
+        ):
             recording.finish(
                 latest.pk,
                 status=Status.LOST,

@@ -6,6 +6,8 @@ At start (one statement on the common path, ``scheduler.recording.claim``):
 - a *redelivery* (the broker's ``redelivered`` flag: an earlier delivery of this very
   message was never acknowledged, so the worker running it died) of an attempt still marked
   running marks that attempt lost, and the rerun is a new attempt with a message of its own;
+  unless the attempt still runs in another process of this worker, which only lost its
+  broker connection (``scheduler.running_here``): then the redelivery is dropped;
 - the overlap policy is enforced again, under a lock on the schedule row, because beat's
   check at emission cannot see a run that a slow queue is about to start;
 - a run beat did not send (a direct Celery call, ``manage.py jobs run``) gets its row here.
@@ -44,6 +46,7 @@ from scheduler.redaction import (
     summary,
     tail,
 )
+from scheduler.running_here import still_running_here
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
@@ -138,8 +141,14 @@ class OccurrenceMiddleware(Middleware):
                     )
                     return claimed
             elif row.status == Status.RUNNING and run.redelivered:
-                rerun, reason = self._lost(row, run, fields["now"])
-                release = rerun is None
+                if still_running_here(row.worker_host, row.worker_pid, run.hostname):
+                    reason = (
+                        f"run {row.pk} is still running here (pid {row.worker_pid}): "
+                        "a redelivery after a broker reconnect"
+                    )
+                else:
+                    rerun, reason = self._lost(row, run, fields["now"])
+                    release = rerun is None
             else:
                 reason = f"run {row.pk} is already {row.status}: duplicate delivery"
         if rerun is not None:

@@ -20,6 +20,8 @@ print(json.dumps({
     "acks_late": settings.CELERY_TASK_ACKS_LATE,
     "prefetch": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
     "reject": settings.CELERY_TASK_REJECT_ON_WORKER_LOST, "tz": settings.CELERY_TIMEZONE,
+    "cancel_on_loss": settings.CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS,
+    "max_retries": settings.CELERY_BROKER_CONNECTION_MAX_RETRIES,
 }, default=str))
 """
 
@@ -69,6 +71,8 @@ def test_job_platform_celery_defaults(tmp_path):
     config = loaded(probe(tmp_path))
     assert config["acks_late"] and config["reject"] and config["prefetch"] == 1
     assert config["tz"] == "UTC"
+    # A broker outage: running jobs go on, and the worker reconnects for as long as it takes.
+    assert config["cancel_on_loss"] is False and config["max_retries"] is None
 
 
 def test_database_and_broker_urls_switch_servers_with_no_code_change(tmp_path):
@@ -85,7 +89,15 @@ def test_database_and_broker_urls_switch_servers_with_no_code_change(tmp_path):
     assert config["engine"] == "django.db.backends.postgresql"
     assert config["options"]["pool"]["max_size"] == 10
     assert config["broker"] == "redis://cache:6379/1"
-    assert config["transport"] == {"visibility_timeout": 700}
+    assert config["transport"] == {
+        "visibility_timeout": 700,
+        "socket_timeout": 30.0,
+        "socket_connect_timeout": 10.0,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
     assert config["email"].endswith("smtp.EmailBackend")
 
 

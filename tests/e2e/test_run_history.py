@@ -16,19 +16,16 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db.models import Q
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.broker import transport_options
-from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import is_sealed, new_key
-from scheduler.clock import SystemClock
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
 from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
 from tests.scheduler.conftest import ManualClock
 from tests.support.processes import celery_worker, child_env, wait_for
+from tests.support.runs import attempts, lines, over, run_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 Status = JobRun.Status
@@ -73,19 +70,7 @@ class Broker:
 
     def run_now(self, job: str, params: dict, **schedule_fields) -> JobRun:
         """Commit an occurrence of a schedule of ``job`` and publish it, as beat does."""
-        schedule = Schedule(
-            **schedule_fields,
-            name=f"{job} {uuid.uuid4().hex[:6]}",
-            job=JobDefinition.objects.get(name=job),
-            cron="0 0 1 1 *",
-            params=params,
-            queue=self.queue,
-        )
-        save_schedule(schedule)
-        [run] = Dispatcher(self.client, SystemClock()).enqueue(
-            schedule, [datetime.now(UTC).replace(microsecond=0)], JobRun.Trigger.MANUAL
-        )
-        return run
+        return run_now(self.client, self.queue, job, params, **schedule_fields)
 
 
 @pytest.fixture
@@ -100,20 +85,6 @@ def broker(request, tmp_path, monkeypatch):
     yield make
     for each in made:
         each.client.close()
-
-
-def attempts(first: JobRun) -> list[JobRun]:
-    return list(JobRun.objects.filter(Q(pk=first.pk) | Q(occurrence=first)).order_by("attempt"))
-
-
-def over(first: JobRun) -> bool:
-    """Every attempt of the occurrence has ended and the last one is final."""
-    runs = attempts(first)
-    return bool(runs) and runs[-1].status in (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def summary(first: JobRun) -> list[tuple[int, str, str]]:

@@ -61,11 +61,14 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+    def wait_for_output(self, text: str, timeout: float = 30, times: int = 1) -> None:
+        """Wait until ``text`` appears in the log ``times`` times; fail at once if the
+        process exits meanwhile."""
+
         def seen() -> bool:
             if self.popen.poll() is not None:
                 raise AssertionError(f"process exited early:\n{self.output()[-3000:]}")
-            return text in self.output()
+            return self.output().count(text) >= times
 
         try:
             wait_for(seen, timeout, f"{text!r} in {self.log.name}")

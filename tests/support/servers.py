@@ -41,11 +41,13 @@ def _answers(port: int) -> bool:
 
 class RedisServer:
     """``redis-server`` on its own port, keeping nothing on disk (a restart comes back
-    empty, as the machine's does)."""
+    empty, as the machine's does); with ``persistent``, an append-only file written at every
+    command, so a restart (even after SIGKILL) comes back with its data."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, persistent: bool = False) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.persistent = persistent
         self.popen: subprocess.Popen | None = None
 
     @property
@@ -60,7 +62,8 @@ class RedisServer:
         self.popen = subprocess.Popen(
             [
                 *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-                *("--appendonly", "no", "--dir", str(self.directory)),
+                *("--appendonly", "yes" if self.persistent else "no"),
+                *("--appendfsync", "always", "--dir", str(self.directory)),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -82,13 +85,17 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(directory: Path) -> Iterator[RedisServer]:
-    server = RedisServer(directory)
+def running(server):
+    """``server`` (anything with ``start()`` and ``kill()``) started, and killed at the end."""
     server.start()
     try:
         yield server
     finally:
         server.kill()
+
+
+def redis_server(directory: Path):
+    return running(RedisServer(directory))
 
 
 def _postgres_binary(name: str) -> str | None:
@@ -190,3 +197,68 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+#: Where Debian installs RabbitMQ's own start script (/usr/sbin/rabbitmq-server wraps it to
+#: switch to the rabbitmq user, whose home holds the machine node's Erlang cookie).
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+class RabbitMQNode:
+    """A RabbitMQ node of the test's own: its own node name, AMQP and distribution ports,
+    database, logs, config and Erlang cookie (its HOME) in ``directory``; no plugins. The
+    machine's node is never addressed. A restart keeps its database: durable queues and
+    persistent messages come back, as after a broker crash."""
+
+    def __init__(self, directory: Path) -> None:
+        if not RABBITMQ_SERVER.exists():
+            pytest.skip(f"RabbitMQ is not installed ({RABBITMQ_SERVER} is missing)")
+        self.directory = directory
+        self.port, self.dist_port = free_port(), free_port()
+        self.name = f"fault{self.port}@localhost"
+        for folder in ("home", "mnesia", "log"):
+            (directory / folder).mkdir(parents=True, exist_ok=True)
+        (directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = {self.port}\nloopback_users = none\n"
+        )
+        (directory / "enabled_plugins").write_text("[].\n")
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self, timeout: float = 60) -> None:
+        env = {
+            **os.environ,
+            "HOME": str(self.directory / "home"),
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.directory / "node.pid"),
+        }
+        log = (self.directory / "server.log").open("ab")
+        self.popen = subprocess.Popen(
+            [str(RABBITMQ_SERVER)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: the Erlang VM and its helpers go with it
+        )
+        log.close()
+        wait_for(lambda: _answers(self.port), timeout, f"RabbitMQ node {self.name}")
+
+    def kill(self) -> None:
+        """SIGKILL of the whole node: a broker crash, no goodbye to the clients."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        wait_for(lambda: not _answers(self.port), 10, f"port {self.port} closed")
+
+
+def rabbitmq_node(directory: Path):
+    return running(RabbitMQNode(directory))
