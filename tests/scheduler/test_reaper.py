@@ -106,7 +106,7 @@ def test_a_direct_calls_retry_left_unpublished_is_lost(clock, settings):
 
 def test_tick_reaps_once_per_interval(clock, monkeypatch):
     passes = []
-    monkeypatch.setattr(reaper, "reap", lambda app, clk: passes.append(1) or 0)
+    monkeypatch.setattr(reaper, "reap", lambda app, clk, **kw: passes.append(1) or 0)
     monkeypatch.setattr(reaper, "_next_pass", 0.0)
     reaper.tick(current_app, clock)
     reaper.tick(current_app, clock)
