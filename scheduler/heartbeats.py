@@ -82,12 +82,15 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        try:
-            WorkerHeartbeat.objects.filter(hostname=self.hostname, pid=self.pid).delete()
-        except DatabaseError as exc:  # it ages out: the reaper finds no run of it going
-            logger.warning("worker heartbeat: cannot remove it: %s", exc)
-        finally:
-            _close()
+        for last in (False, True):  # once more on a fresh connection: an outage broke it
+            try:
+                WorkerHeartbeat.objects.filter(hostname=self.hostname, pid=self.pid).delete()
+                break
+            except DatabaseError as exc:  # it ages out: the reaper finds no run of it going
+                if last:
+                    logger.warning("worker heartbeat: cannot remove it: %s", exc)
+            finally:
+                _close()
 
 
 def _close() -> None:

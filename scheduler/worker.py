@@ -93,7 +93,9 @@ class OccurrenceMiddleware(Middleware):
         claimed = self._start(run, fields)
         context.run_id = claimed.id  # None for a direct call whose insert is in flight
         context.attempt, context.max_attempts = claimed.attempt, claimed.max_attempts
-        run.state.update(claimed=claimed, redactor=redactor, snapshot=fields["params"])
+        run.state.update(
+            claimed=claimed, redactor=redactor, snapshot=fields["params"], start=fields
+        )
         run_events.started(claimed.id, claimed.schedule_id, job.name)  # alerting listens
         # Last: nothing after this may fail, or the handler would stay attached.
         run.state["capture"] = LogCapture().attach((context.logger.name, job.module), redactor)
@@ -204,8 +206,16 @@ class OccurrenceMiddleware(Middleware):
         now = self.clock.now()
         logs = capture.text() if capture is not None else ""
         _soft, hard = _time_limits(run)
+        tries = 0
+
+        def end() -> None:
+            nonlocal tries
+            tries += 1
+            run.state["end_retried"] = tries > 1
+            self._end(run, claimed, now, logs, result, exc)
+
         db_retry.until_written(
-            lambda: self._end(run, claimed, now, logs, result, exc),
+            end,
             deadline=run.state["began"] + hard - db_retry.END_RETRY_MARGIN,
             what=f"the end of {run.job.name} (run {claimed.id or claimed.task_id})",
         )
@@ -235,9 +245,9 @@ class OccurrenceMiddleware(Middleware):
         wait = bool(run.state.get("guarded"))
         if exc is None:
             result_text = summary(result, redactor)
-            if recording.finish(
-                claimed.id,
-                task_id=claimed.task_id,
+            if self._finish(
+                run,
+                claimed,
                 status=Status.SUCCEEDED,
                 now=now,
                 result=result_text,
@@ -257,10 +267,24 @@ class OccurrenceMiddleware(Middleware):
         status = retries.outcome(exc, run.job.retry, claimed.attempt, claimed.max_attempts)
         if status == Status.RETRYING:
             self._retry(run, claimed, now, error)
-        elif recording.finish(
-            claimed.id, task_id=claimed.task_id, status=status, now=now, wait=wait, **error
-        ):
+        elif self._finish(run, claimed, status=status, now=now, wait=wait, **error):
             self._occurrence_over(run, claimed, status)
+
+    def _finish(
+        self, run: RunInfo, claimed: recording.Claimed, *, wait: bool, **fields: Any
+    ) -> bool:
+        """``recording.finish``; once an outage got in the way, waiting for the answer, and
+        starting the attempt again first if the outage lost its start: a start is committed
+        without waiting for its flush to disk, so a database crash can lose the last moment
+        of them (the row is then still pending or queued, and only this process ran it)."""
+        retried = bool(run.state.get("end_retried"))
+        done = recording.finish(claimed.id, task_id=claimed.task_id, wait=wait or retried, **fields)
+        if done or not retried or claimed.id is None:
+            return done
+        if recording.claim(claimed.id, **run.state["start"], check_overlap=False) is None:
+            return False  # not waiting either: ended or cancelled meanwhile
+        logger.warning("run %s: its start was lost by the database; recorded again", claimed.id)
+        return recording.finish(claimed.id, wait=True, **fields)
 
     def _retry(self, run: RunInfo, claimed: recording.Claimed, now: datetime, error: dict) -> None:
         claimed = recording.resolve(claimed)
