@@ -218,6 +218,25 @@ JOBS_HISTORY_PRUNE_CRON = env_str("JOBS_HISTORY_PRUNE_CRON", "17 3 * * *").strip
 # Seconds beyond its hard time limit after which an attempt still marked running is taken
 # for lost (its worker died unseen) by beat's reaper.
 SCHEDULER_REAPER_GRACE = env_int("SCHEDULER_REAPER_GRACE", 60)
+# Seconds between two heartbeats of a worker's main process; a worker not heard from for
+# SCHEDULER_WORKER_LOST_AFTER seconds is taken for dead by the reaper, its runs lost.
+SCHEDULER_WORKER_HEARTBEAT = env_float("SCHEDULER_WORKER_HEARTBEAT", 10.0)
+SCHEDULER_WORKER_LOST_AFTER = env_float("SCHEDULER_WORKER_LOST_AFTER", 60.0)
+if not 0 < SCHEDULER_WORKER_HEARTBEAT < SCHEDULER_WORKER_LOST_AFTER:
+    raise ImproperlyConfigured(
+        f"SCHEDULER_WORKER_HEARTBEAT={SCHEDULER_WORKER_HEARTBEAT} must be above 0 and below "
+        f"SCHEDULER_WORKER_LOST_AFTER={SCHEDULER_WORKER_LOST_AFTER} (a few heartbeats in it)."
+    )
+# Seconds a published run may stay queued (a retry: past its due time) before beat's sweep
+# publishes it again (its message may be lost); after SCHEDULER_REPUBLISH_LIMIT times it is
+# marked lost. Safe in a busy queue: a worker drops a second delivery of a run.
+SCHEDULER_REPUBLISH_AFTER = env_int("SCHEDULER_REPUBLISH_AFTER", 300)
+SCHEDULER_REPUBLISH_LIMIT = env_int("SCHEDULER_REPUBLISH_LIMIT", 3)
+if SCHEDULER_REPUBLISH_AFTER < 1 or SCHEDULER_REPUBLISH_LIMIT < 0:
+    raise ImproperlyConfigured(
+        f"SCHEDULER_REPUBLISH_AFTER={SCHEDULER_REPUBLISH_AFTER} must be at least 1 and "
+        f"SCHEDULER_REPUBLISH_LIMIT={SCHEDULER_REPUBLISH_LIMIT} at least 0."
+    )
 
 # --- Alerts -------------------------------------------------------------------------------
 # Project-wide defaults of every schedule's alert rules; a schedule's alert policy overrides

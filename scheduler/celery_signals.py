@@ -10,13 +10,22 @@
 - **What only the worker's main process sees**: a job killed for exceeding its hard time
   limit (``task_failure`` with ``TimeLimitExceeded``, sent by ``Request.on_timeout``) is
   recorded as timed out; a worker lost without a redelivery (a task that does not reject on
-  worker loss) as lost.
+  worker loss) as lost; a message naming a task this worker does not know (``task_unknown``:
+  a raw PeriodicTask's typo, a job not installed here) or cannot read (``task_rejected``)
+  fails its run with the reason, instead of leaving it queued.
+- **Liveness**: the main process writes the worker's heartbeat (``scheduler.heartbeats``)
+  from worker start to a clean shutdown.
+
+A plain task's start and end are written through a database outage as a catalog job's are
+(``scheduler.db_retry``), but a signal cannot stop a task: a plain task whose start cannot be
+written within ``db_retry.START_RETRY_FOR`` runs unrecorded (logged).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
 from dataclasses import dataclass
 from functools import cache
@@ -27,16 +36,28 @@ from celery.signals import (
     task_failure,
     task_postrun,
     task_prerun,
+    task_rejected,
+    task_unknown,
     worker_init,
     worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
 )
 from django.db import connections, transaction
 from django.db.models import Q
 
 from jobs_catalog.tasks import CatalogTask
-from scheduler import history_connection, log_redaction, recording, retries, run_events
+from scheduler import (
+    db_retry,
+    history_connection,
+    log_redaction,
+    recording,
+    retries,
+    run_events,
+)
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
+from scheduler.heartbeats import Heartbeat
 from scheduler.models import JobRun
 from scheduler.redaction import (
     MAX_ERROR_MESSAGE,
@@ -59,6 +80,8 @@ class _Attempt:
 
     id: int
     capture: LogCapture
+    #: ``time.monotonic()`` at its start: its end is written until its hard limit nears.
+    began: float = 0.0
     error: BaseException | None = None
     traceback: str = ""
 
@@ -72,10 +95,36 @@ def _clock() -> Clock:
     return get_clock()
 
 
+#: This worker's heartbeat (its main process), from worker_ready to worker_shutdown.
+_heartbeat: Heartbeat | None = None
+_incarnation = None
+
+
 @worker_init.connect(dispatch_uid="scheduler.celery_signals.connect")
 def _on_worker_init(**kwargs: Any) -> None:
+    global _incarnation
+    # Before the pool runs anything: a run started earlier than this was another
+    # incarnation's (a worker restarted under the same name).
+    _incarnation = _clock().now()
     connect()
     history_connection.enable()
+
+
+@worker_ready.connect(dispatch_uid="scheduler.celery_signals.heartbeat")
+def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    global _heartbeat
+    hostname = getattr(sender, "hostname", None)
+    if hostname and _heartbeat is None:
+        _heartbeat = Heartbeat(hostname, _clock(), started_at=_incarnation)
+        _heartbeat.start()
+
+
+@worker_shutdown.connect(dispatch_uid="scheduler.celery_signals.heartbeat_stop")
+def _on_worker_shutdown(**kwargs: Any) -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
 
 
 @worker_process_shutdown.connect(dispatch_uid="scheduler.celery_signals.process_shutdown")
@@ -92,6 +141,8 @@ def connect() -> None:
     task_postrun.connect(on_postrun, dispatch_uid="scheduler.celery_signals.postrun")
     task_postrun.connect(release_connections, dispatch_uid="scheduler.celery_signals.connections")
     task_postrun.connect(forget_secrets, dispatch_uid="scheduler.celery_signals.secrets")
+    task_unknown.connect(on_unknown_task, dispatch_uid="scheduler.celery_signals.unknown")
+    task_rejected.connect(on_rejected, dispatch_uid="scheduler.celery_signals.rejected")
 
 
 def disconnect() -> None:
@@ -100,6 +151,8 @@ def disconnect() -> None:
     task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.postrun")
     task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.connections")
     task_postrun.disconnect(dispatch_uid="scheduler.celery_signals.secrets")
+    task_unknown.disconnect(dispatch_uid="scheduler.celery_signals.unknown")
+    task_rejected.disconnect(dispatch_uid="scheduler.celery_signals.rejected")
 
 
 def release_connections(sender: Any = None, **kwargs: Any) -> None:
@@ -137,12 +190,25 @@ def on_prerun(sender: Any = None, task_id: str = "", task: Any = None, **kwargs:
         "run_max_attempts": None,
         "job_max_attempts": 1,  # the platform does not retry plain tasks
     }
-    claimed = recording.claim(int(run_id), **fields, check_overlap=False)
-    attempt_id = claimed.id if claimed else _start_again(int(run_id), request, fields, task.name)
+    began = time.monotonic()
+
+    def start() -> int | None:
+        claimed = recording.claim(int(run_id), **fields, check_overlap=False)
+        return claimed.id if claimed else _start_again(int(run_id), request, fields, task.name)
+
+    try:
+        attempt_id = db_retry.until_written(
+            start, deadline=began + db_retry.START_RETRY_FOR, what=f"{task.name}'s start"
+        )
+    except db_retry.CONNECTION_ERRORS:
+        logger.error(
+            "%s[%s]: its start could not be written; it runs unrecorded", task.name, task_id
+        )
+        return
     if attempt_id is None:
         return
     module = getattr(task.run, "__module__", None) or task.__module__
-    _running[task_id] = _Attempt(attempt_id, LogCapture().attach((module,), NO_SECRETS))
+    _running[task_id] = _Attempt(attempt_id, LogCapture().attach((module,), NO_SECRETS), began)
 
 
 def _header(request: Any, name: str) -> Any:
@@ -228,6 +294,17 @@ def on_postrun(
         return
     attempt.capture.detach()
     now = _clock().now()
+    from scheduler.reaper import hard_time_limit
+
+    limit = hard_time_limit(sender.app, sender.name) if sender is not None else 0.0
+    db_retry.until_written(
+        lambda: _record_end(attempt, now, retval, state),
+        deadline=attempt.began + limit - db_retry.END_RETRY_MARGIN,
+        what=f"the end of run {attempt.id}",
+    )
+
+
+def _record_end(attempt: _Attempt, now: Any, retval: Any, state: str) -> None:
     logs = attempt.capture.text()
     if state == "SUCCESS":
         recording.finish(
@@ -290,6 +367,37 @@ def _record_in_parent(task: Any, task_id: str, exc: BaseException, status: str) 
             release_buffered(ended[0])
             if status == Status.TIMED_OUT:  # final (a lost one is redelivered): alerting
                 run_events.finished(ended[0], status, ended[1])
+    finally:
+        _close_inheritable()
+
+
+def on_unknown_task(sender: Any = None, message: Any = None, name: str = "", **kwargs: Any) -> None:
+    """A message of a task no one here knows: its run fails with the reason at once (no
+    worker of the same code would run it either)."""
+    _fail_unstarted(message, "NotRegistered", f"no worker knows task {name!r}")
+
+
+def on_rejected(sender: Any = None, message: Any = None, exc: Any = None, **kwargs: Any) -> None:
+    """A message the worker cannot read (an unknown format, an invalid task)."""
+    reason = f": {exc}" if exc is not None else ""
+    _fail_unstarted(message, "MessageRejected", f"the worker rejected the message{reason}")
+
+
+def _fail_unstarted(message: Any, error_type: str, error_message: str) -> None:
+    headers = getattr(message, "headers", None) or {}
+    try:
+        run_id = int(headers["occurrence_id"])
+    except (KeyError, TypeError, ValueError):
+        return  # not an occurrence: nothing recorded it
+    try:
+        ended = recording.fail_unstarted(
+            run_id, now=_clock().now(), error_type=error_type, error_message=error_message
+        )
+        if ended is not None:
+            logger.error("run %s failed: %s", run_id, error_message)
+            run_events.finished(ended[0], Status.FAILED, ended[1])  # alerting listens
+    except Exception:  # the worker's main loop must go on
+        logger.exception("run history: could not record run %s failed", run_id)
     finally:
         _close_inheritable()
 

@@ -5,6 +5,11 @@ on PostgreSQL, so several beats share the work), its occurrences are inserted un
 (task, scheduled time) key and the entry moved on in the same transaction, and only then are
 messages published. A crash between commit and publish leaves occurrences ``pending``; the
 sweep publishes them again, and the worker drops a delivery of a run that already started.
+
+A message can also vanish after it was sent (a broker restarted without persistence): a run
+still ``queued`` ``SCHEDULER_REPUBLISH_AFTER`` seconds after it was published (a retry: after
+it was due) is published again by the sweep, at most ``SCHEDULER_REPUBLISH_LIMIT`` times,
+then marked lost, and alerting hears of it.
 """
 
 from __future__ import annotations
@@ -295,7 +300,50 @@ class Dispatcher:
     # --- the sweep: crash recovery and buffered runs ----------------------------------------
     def sweep(self, min_age: timedelta = REPUBLISH_AFTER) -> int:
         """Publish occurrences a crash left committed but unpublished, and release buffered
-        runs whose schedule has nothing running any more."""
+        runs whose schedule has nothing running any more; publish again runs whose message
+        was lost."""
+        return self._sweep_unpublished(min_age) + self.publish(self._rescue_queued())
+
+    def _rescue_queued(self) -> list[Outgoing]:
+        """Runs published long ago and still queued: their message may be lost. Each is
+        published again (a worker drops a second delivery) up to the limit, then lost."""
+        now = self.clock.now()
+        late = now - timedelta(seconds=settings.SCHEDULER_REPUBLISH_AFTER)
+        limit = settings.SCHEDULER_REPUBLISH_LIMIT
+        with transaction.atomic():
+            query = (
+                JobRun.objects.filter(status=Status.QUEUED, published_at__lt=late)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=late))
+                .order_by("published_at")
+            )
+            if is_postgres():
+                query = query.select_for_update(skip_locked=True, of=("self",))
+            rows = list(query.select_related("periodic_task")[:BATCH_SIZE])
+            if not rows:
+                return []
+            again = [r for r in rows if r.republished < limit and r.periodic_task is not None]
+            lost = [r for r in rows if r not in again and r.republished >= limit]
+            # A direct call's retry cannot be rebuilt: it waits out the same bound, unsent.
+            waiting = [r for r in rows if r not in again and r not in lost]
+            JobRun.objects.filter(pk__in=[r.pk for r in again + waiting]).update(
+                published_at=now, republished=F("republished") + 1
+            )
+            JobRun.objects.filter(pk__in=[r.pk for r in lost], status=Status.QUEUED).update(
+                status=Status.LOST,
+                finished_at=now,
+                error_type="NeverStarted",
+                error_message=f"no worker started it: still queued after being published "
+                f"{limit + 1} times, {settings.SCHEDULER_REPUBLISH_AFTER}s apart (its message "
+                "was lost, or no worker consumes its queue)",
+            )
+        for run in lost:
+            logger.error("run %d (%s) never started: marked lost", run.pk, run.task_name)
+            run_events.finished(run.pk, Status.LOST, run.schedule_id)  # alerting listens
+        if again:
+            logger.warning("republishing %d run(s) still queued: message lost?", len(again))
+        return [outgoing_for(r.periodic_task, r.pk, r.task_id, r) for r in again]
+
+    def _sweep_unpublished(self, min_age: timedelta) -> int:
         now = self.clock.now()
         with transaction.atomic():
             released = _release_buffered()

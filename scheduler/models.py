@@ -202,6 +202,8 @@ class JobRun(models.Model):
     #: Set from the scheduler's clock (not auto_now), so injected time stays consistent.
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    #: Times beat's sweep published it again because it stayed queued (its message lost).
+    republished = models.PositiveSmallIntegerField(default=0, db_default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     #: Seconds from start to finish, and from publish to start.
@@ -298,6 +300,7 @@ from scheduler.alert_models import (  # noqa: E402
     Incident,
     WatchdogLease,
 )
+from scheduler.heartbeat_models import WorkerHeartbeat  # noqa: E402
 
 __all__ = [
     "AlertChannel",
@@ -311,4 +314,5 @@ __all__ = [
     "OverlapPolicy",
     "Schedule",
     "WatchdogLease",
+    "WorkerHeartbeat",
 ]

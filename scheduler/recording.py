@@ -366,3 +366,27 @@ def finish_by_task_id(
     sql = _finish_by_task_sql(db.vendor, include_reruns)
     row = _execute(db, sql, values, own_connection=False)
     return (row[0], row[1]) if row else None
+
+
+def fail_unstarted(
+    run_id: int, *, now: datetime, error_type: str, error_message: str
+) -> tuple[int, int | None] | None:
+    """Fail a run that never started (pending or queued): no worker can run its message.
+    Returns (id, schedule id), or None when it is not waiting any more."""
+    db = _db()
+    sql = (
+        f"UPDATE {TABLE} SET status = %s, finished_at = %s, error_type = %s,"
+        " error_message = %s WHERE id = %s AND status IN (%s, %s) RETURNING id, schedule_id"
+    )
+    values = [
+        Status.FAILED,
+        _dt(db, now),
+        error_type[:255],
+        error_message,
+        run_id,
+        Status.PENDING,
+        Status.QUEUED,
+    ]
+    # Django's connection: this runs in the worker's main process (see finish_by_task_id).
+    row = _execute(db, sql, values, own_connection=False)
+    return (row[0], row[1]) if row else None

@@ -15,24 +15,32 @@ At start (one statement on the common path, ``scheduler.recording.claim``):
 At the end: status, duration, a bounded result or error, the job's log lines, secrets
 masked; a retryable failure schedules the next attempt (``scheduler.retries``), and the
 schedule's buffered occurrence (if any) is released once the occurrence is over.
+
+Through a database outage (``scheduler.db_retry``): a start that cannot be written is tried
+again for up to ``db_retry.START_RETRY_FOR`` seconds, then the message goes back to the broker (the
+job never runs unrecorded); an end is tried again until it is written, up to just before
+the job's hard time limit, before the message is acknowledged (a job that succeeded is never
+taken for lost and run again).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
+from celery.exceptions import Reject
 from django.conf import settings
 from django.db import transaction
 
 from jobs_catalog.middleware import Middleware, RunInfo, SkipRun
 from jobs_catalog.secrets import seal_params
-from scheduler import log_redaction, recording, retries, run_events
+from scheduler import db_retry, log_redaction, recording, retries, run_events
 from scheduler.capture import LogCapture
 from scheduler.clock import Clock, get_clock
 from scheduler.dispatch import Dispatcher, Outgoing
@@ -68,6 +76,7 @@ class OccurrenceMiddleware(Middleware):
     # --- start ---------------------------------------------------------------------------
     def before_run(self, run: RunInfo) -> None:
         job, context = run.job, run.context
+        run.state["began"] = time.monotonic()  # the time limits count from about here
         now = self.clock.now()
         redactor = (
             Redactor.for_params(run.params, job.secret_fields) if job.secret_fields else NO_SECRETS
@@ -85,18 +94,39 @@ class OccurrenceMiddleware(Middleware):
         }
         # A run beat did not send is scheduled for when it starts; its retries keep that.
         context.scheduled_for = context.scheduled_for or now
-        if context.run_id is None:
-            claimed = self._start_unsent(run, fields)
-        else:
-            claimed = recording.claim(context.run_id, **fields)
-            if claimed is None:
-                claimed = self._start_slow(run, fields, pk=context.run_id)
+        claimed = self._start(run, fields)
         context.run_id = claimed.id  # None for a direct call whose insert is in flight
         context.attempt, context.max_attempts = claimed.attempt, claimed.max_attempts
-        run.state.update(claimed=claimed, redactor=redactor, snapshot=fields["params"])
+        run.state.update(
+            claimed=claimed, redactor=redactor, snapshot=fields["params"], start=fields
+        )
         run_events.started(claimed.id, claimed.schedule_id, job.name)  # alerting listens
         # Last: nothing after this may fail, or the handler would stay attached.
         run.state["capture"] = LogCapture().attach((context.logger.name, job.module), redactor)
+
+    def _start(self, run: RunInfo, fields: dict[str, Any]) -> recording.Claimed:
+        """Record the start, through a database outage of up to ``db_retry.START_RETRY_FOR``; past
+        that, the message goes back to the broker to be delivered again (and if the broker
+        loses it, beat's sweep publishes the run again)."""
+        tries = 0
+
+        def claim() -> recording.Claimed:
+            nonlocal tries
+            tries += 1
+            run.state["claim_retried"] = tries > 1
+            if run.context.run_id is None:
+                return self._start_unsent(run, fields)
+            claimed = recording.claim(run.context.run_id, **fields)
+            return claimed or self._start_slow(run, fields, pk=run.context.run_id)
+
+        soft, _hard = _time_limits(run)
+        deadline = run.state["began"] + min(db_retry.START_RETRY_FOR, soft / 2)
+        try:
+            return db_retry.until_written(claim, deadline=deadline, what=f"{run.job.name}'s start")
+        except db_retry.CONNECTION_ERRORS as exc:
+            if run.task_id is None:  # not from a broker: nothing to give back
+                raise
+            raise Reject(f"the run history is unreachable: {exc}", requeue=True) from exc
 
     def _start_unsent(self, run: RunInfo, fields: dict[str, Any]) -> recording.Claimed:
         task_id = run.task_id or uuid.uuid4()
@@ -140,6 +170,8 @@ class OccurrenceMiddleware(Middleware):
                         schedule.overlap_policy != OverlapPolicy.ALLOW
                     )
                     return claimed
+            elif row.status == Status.RUNNING and _claimed_here(row, run, fields):
+                return _claimed_from(row)  # an earlier try committed; its reply was lost
             elif row.status == Status.RUNNING and run.redelivered:
                 if still_running_here(row.worker_host, row.worker_pid, run.hostname):
                     reason = (
@@ -182,6 +214,31 @@ class OccurrenceMiddleware(Middleware):
         if claimed is None:
             return
         now = self.clock.now()
+        logs = capture.text() if capture is not None else ""
+        _soft, hard = _time_limits(run)
+        tries = 0
+
+        def end() -> None:
+            nonlocal tries
+            tries += 1
+            run.state["end_retried"] = tries > 1
+            self._end(run, claimed, now, logs, result, exc)
+
+        db_retry.until_written(
+            end,
+            deadline=run.state["began"] + hard - db_retry.END_RETRY_MARGIN,
+            what=f"the end of {run.job.name} (run {claimed.id or claimed.task_id})",
+        )
+
+    def _end(
+        self,
+        run: RunInfo,
+        claimed: recording.Claimed,
+        now: datetime,
+        logs: str,
+        result: Any,
+        exc: BaseException | None,
+    ) -> None:
         if isinstance(exc, SkipRun):  # a later middleware decided not to run it
             recording.finish(
                 claimed.id,
@@ -192,15 +249,15 @@ class OccurrenceMiddleware(Middleware):
             )
             return
         redactor: Redactor = run.state["redactor"]
-        logs = redactor.text(capture.text()) if capture is not None else ""
+        logs = redactor.text(logs)
         # Unless its schedule waits on it, nothing depends on the end being written: the
         # worker sends it without waiting for the reply.
         wait = bool(run.state.get("guarded"))
         if exc is None:
             result_text = summary(result, redactor)
-            if recording.finish(
-                claimed.id,
-                task_id=claimed.task_id,
+            if self._finish(
+                run,
+                claimed,
                 status=Status.SUCCEEDED,
                 now=now,
                 result=result_text,
@@ -220,10 +277,24 @@ class OccurrenceMiddleware(Middleware):
         status = retries.outcome(exc, run.job.retry, claimed.attempt, claimed.max_attempts)
         if status == Status.RETRYING:
             self._retry(run, claimed, now, error)
-        elif recording.finish(
-            claimed.id, task_id=claimed.task_id, status=status, now=now, wait=wait, **error
-        ):
+        elif self._finish(run, claimed, status=status, now=now, wait=wait, **error):
             self._occurrence_over(run, claimed, status)
+
+    def _finish(
+        self, run: RunInfo, claimed: recording.Claimed, *, wait: bool, **fields: Any
+    ) -> bool:
+        """``recording.finish``; once an outage got in the way, waiting for the answer, and
+        starting the attempt again first if the outage lost its start: a start is committed
+        without waiting for its flush to disk, so a database crash can lose the last moment
+        of them (the row is then still pending or queued, and only this process ran it)."""
+        retried = bool(run.state.get("end_retried"))
+        done = recording.finish(claimed.id, task_id=claimed.task_id, wait=wait or retried, **fields)
+        if done or not retried or claimed.id is None:
+            return done
+        if recording.claim(claimed.id, **run.state["start"], check_overlap=False) is None:
+            return False  # not waiting either: ended or cancelled meanwhile
+        logger.warning("run %s: its start was lost by the database; recorded again", claimed.id)
+        return recording.finish(claimed.id, wait=True, **fields)
 
     def _retry(self, run: RunInfo, claimed: recording.Claimed, now: datetime, error: dict) -> None:
         claimed = recording.resolve(claimed)
@@ -298,6 +369,33 @@ class OccurrenceMiddleware(Middleware):
             )
         if run.state.get("guarded"):
             release_buffered(claimed.id)
+
+
+def _time_limits(run: RunInfo) -> tuple[int, int]:
+    return run.job.effective_time_limits(
+        settings.JOBS_DEFAULT_SOFT_TIME_LIMIT, settings.JOBS_DEFAULT_TIME_LIMIT
+    )
+
+
+def _claimed_here(row: JobRun, run: RunInfo, fields: dict[str, Any]) -> bool:
+    """``row`` is running because an earlier try of this very start was committed (its
+    reply lost to the outage): this process, which runs one job at a time, marked it."""
+    return bool(run.state.get("claim_retried")) and (row.worker_host, row.worker_pid) == (
+        fields["host"][:255],
+        fields["pid"],
+    )
+
+
+def _claimed_from(row: JobRun) -> recording.Claimed:
+    return recording.Claimed(
+        row.pk,
+        row.attempt,
+        row.max_attempts,
+        occurrence_id=row.occurrence_id,
+        schedule_id=row.schedule_id,
+        periodic_task_id=row.periodic_task_id,
+        task_id=row.task_id,
+    )
 
 
 def _overlap_reason(row: JobRun) -> str:

@@ -123,3 +123,15 @@ def test_visibility_timeout_shorter_than_the_longest_job_is_refused(tmp_path):
 def test_a_malformed_variable_is_named(tmp_path):
     result = probe(tmp_path, DEBUG="maybe")
     assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_liveness_and_republish_settings_are_refused_when_they_cannot_work(tmp_path):
+    slow = probe(tmp_path, SCHEDULER_WORKER_HEARTBEAT="60", SCHEDULER_WORKER_LOST_AFTER="30")
+    assert slow.returncode != 0
+    assert "SCHEDULER_WORKER_HEARTBEAT=60.0 must be above 0 and below" in slow.stderr
+    never = probe(tmp_path, SCHEDULER_REPUBLISH_AFTER="0")
+    assert never.returncode != 0 and "SCHEDULER_REPUBLISH_AFTER=0 must be" in never.stderr
+    assert (
+        probe(tmp_path, SCHEDULER_WORKER_HEARTBEAT="1", SCHEDULER_WORKER_LOST_AFTER="5").returncode
+        == 0
+    )

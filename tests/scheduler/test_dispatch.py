@@ -369,3 +369,44 @@ def test_beat_follows_the_dst_rules_of_the_schedule_zone(clock, dispatcher, make
         datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     ]
     assert len(fired(hourly, autumn, autumn + timedelta(hours=25))) == 25
+
+
+def test_a_run_left_queued_is_republished_then_lost_with_an_alert(
+    clock, dispatcher, make_schedule, queue_name, settings, announced
+):
+    settings.SCHEDULER_REPUBLISH_AFTER = 300
+    settings.SCHEDULER_REPUBLISH_LIMIT = 2
+    schedule = make_schedule(cron="*/15 * * * *")
+    run = dispatcher.enqueue(schedule, [at(0)], "manual")[0]
+    retry_due = clock.now() + timedelta(seconds=600)
+    later = JobRun.objects.create(  # a retry published with its countdown: not late yet
+        schedule=schedule,
+        periodic_task=schedule.periodic_task,
+        task_name="x",
+        scheduled_for=at(15),
+        status=Status.QUEUED,
+        attempt=2,
+        occurrence=run,
+        published_at=clock.now(),
+        next_attempt_at=retry_due,
+    )
+    assert len(drain(queue_name)) == 1
+    clock.advance(seconds=299)
+    assert dispatcher.sweep() == 0  # not late yet
+    # Each sweep past the bound publishes it again; the retry once past its due time too.
+    for republished, expected in ((1, {run.pk}), (2, {run.pk, later.pk})):
+        clock.advance(seconds=301)
+        dispatcher.sweep()
+        assert {headers["occurrence_id"] for headers, _ in drain(queue_name)} == expected
+        row = JobRun.objects.get(pk=run.pk)
+        assert (row.status, row.republished) == (Status.QUEUED, republished)
+    assert JobRun.objects.get(pk=later.pk).republished == 1
+    drain(queue_name)
+    clock.advance(seconds=301)
+    dispatcher.sweep()
+    row = JobRun.objects.get(pk=run.pk)
+    assert (row.status, row.error_type) == (Status.LOST, "NeverStarted")
+    assert "published 3 times" in row.error_message
+    assert ("finished", run.pk, schedule.pk, "lost") in announced
+    # Only the retry, with a republish left, was published again.
+    assert [headers["occurrence_id"] for headers, _ in drain(queue_name, 0.5)] == [later.pk]

@@ -103,7 +103,7 @@ def test_a_failing_statement_sent_without_waiting_is_logged(own, caplog):
     own.send("SELECT 1 / %s::int", [0])
     with caplog.at_level(logging.ERROR):
         own.settle()
-    assert "a run's end was not recorded" in caplog.text and "division by zero" in caplog.text
+    assert "sent without waiting failed" in caplog.text and "division by zero" in caplog.text
     assert own.query("SELECT %s::int + 1", [1]) == (2,)  # and the connection goes on
 
 
@@ -115,3 +115,24 @@ def test_a_connection_broken_under_it_is_replaced(own):
         cursor.execute("SELECT pg_terminate_backend(%s)", [own._conn.info.backend_pid])
     claimed = recording.claim(run.pk, now=now, **WORKER, job_max_attempts=2)
     assert claimed is not None and claimed.max_attempts == 2
+
+
+def test_an_end_sent_without_waiting_is_kept_when_the_connection_breaks(own, monkeypatch):
+    """The session ends before the end's reply was read: the end is sent again, and the
+    confirming thread does it without any other statement."""
+    monkeypatch.setattr(history_connection, "CONFIRM_AFTER", 0.05)
+    now = timezone.now()
+    run = JobRun.objects.create(
+        task_name="t", scheduled_for=now, status=Status.RUNNING, started_at=now
+    )
+    own.query("SELECT 1", [])
+    backend = own._conn.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    assert recording.finish(run.pk, status=Status.SUCCEEDED, now=now, wait=False)
+    deadline = time.monotonic() + 10
+    while own.unconfirmed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert own.unconfirmed == 0
+    assert JobRun.objects.get(pk=run.pk).status == Status.SUCCEEDED
+    assert own._conn.info.backend_pid != backend  # on a new session

@@ -153,3 +153,18 @@ def test_the_main_process_records_a_killed_job(clock, exception, status, fragmen
     # Only a running attempt is touched: a second report changes nothing.
     signals.on_failure(sender=catalog_task, task_id=str(task_id), exception=exception)
     assert JobRun.objects.get(pk=run.pk).finished_at == run.finished_at
+
+
+def test_a_task_no_worker_knows_fails_its_run_with_the_reason(clock, announced):
+    run = JobRun.objects.create(
+        task_name="tests.no_such_task", scheduled_for=clock.now(), status="queued"
+    )
+    message = type("Message", (), {"headers": {"occurrence_id": str(run.pk), "id": "x"}})()
+    signals.on_unknown_task(message=message, name="tests.no_such_task")
+    run.refresh_from_db()
+    assert (run.status, run.error_type) == ("failed", "NotRegistered")
+    assert run.error_message == "no worker knows task 'tests.no_such_task'"
+    assert announced == [("finished", run.pk, None, "failed")]
+    signals.on_rejected(message=message, exc=ValueError("bad"))  # already failed: left alone
+    assert JobRun.objects.get(pk=run.pk).error_type == "NotRegistered"
+    signals.on_rejected(message=type("M", (), {"headers": {}})())  # not an occurrence
