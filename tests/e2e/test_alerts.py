@@ -236,6 +236,11 @@ def test_a_channel_added_after_the_worker_warmed_up_gets_the_very_next_alert(
         wait_for(lambda: ended(first, expect), 40, f"the run to end {expect}")
         return first
 
+    def default_hook(name: str, receiver: WebhookReceiver) -> AlertChannel:
+        return AlertChannel.objects.create(
+            name=name, kind="webhook", url=receiver.url, signing_secret=SIGNING, is_default=True
+        )
+
     def delivered(channel: AlertChannel) -> list[str]:
         rows = AlertDelivery.objects.filter(channel=channel, status="sent").order_by("id")
         return [d.event for d in rows]
@@ -244,13 +249,7 @@ def test_a_channel_added_after_the_worker_warmed_up_gets_the_very_next_alert(
         with celery_worker(tmp_path, alert_env(platform), queues=platform.queue):
             run_once([Status.SUCCEEDED])  # the worker has now read the alert configuration
             ok_file.unlink()
-            first = AlertChannel.objects.create(
-                name="first",
-                kind="webhook",
-                url=first_hook.url,
-                signing_secret=SIGNING,
-                is_default=True,
-            )
+            first = default_hook("first", first_hook)
             AlertPolicy.objects.create(schedule=schedule, reminder_interval=60)
 
             run_once(JobRun.FAILURES)
@@ -261,13 +260,7 @@ def test_a_channel_added_after_the_worker_warmed_up_gets_the_very_next_alert(
 
             # Between two events: the first channel disabled, another added.
             AlertChannel.objects.filter(pk=first.pk).update(enabled=False)
-            second = AlertChannel.objects.create(
-                name="second",
-                kind="webhook",
-                url=second_hook.url,
-                signing_secret=SIGNING,
-                is_default=True,
-            )
+            second = default_hook("second", second_hook)
             platform.set_time(clock.now() + timedelta(minutes=2))  # past the reminder interval
             run_once(JobRun.FAILURES)
             wait_for(lambda: delivered(second) == ["reminder"], 30, "the reminder sent")
