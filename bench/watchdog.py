@@ -785,7 +785,7 @@ def measure_size(opts: argparse.Namespace, fleet: Fleet, context: dict) -> list[
         with storm_threshold(mode.storm_threshold):
             wait_quiet(opts.pause_while)
             # The per-process cache warm, the broker connected: one pass, then start over.
-            config.min_grace(), config.min_max_runtime(), config.channels()
+            config.min_grace(), config.min_max_runtime(), config.cached_channels()
             ours_checks(now)
             host0, load0 = host_cpu(), os.getloadavg()[0]
             first = []

@@ -17,7 +17,13 @@ from django.utils.http import urlencode
 
 from jobs_catalog.admin import ReadOnlyAdminMixin
 from scheduler.alert_forms import AlertChannelForm, AlertPolicyForm, masked_destination
-from scheduler.alert_models import AlertChannel, AlertDelivery, AlertPolicy, Incident
+from scheduler.alert_models import (
+    NOTIFIED_NOBODY,
+    AlertChannel,
+    AlertDelivery,
+    AlertPolicy,
+    Incident,
+)
 from scheduler.alerts import incidents, tasks
 from scheduler.alerts import messages as alert_messages
 from scheduler.display import NONE, compact_time, monospace
@@ -86,6 +92,32 @@ class IncidentStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+NOTIFIED_NOBODY_HELP = (
+    "no channel applied when it opened, nor since. While it is open and not acknowledged, "
+    "the next run that counts on it (a failure, a skipped run) announces it to the channels "
+    "that apply then."
+)
+
+
+def _badge(css: str, text: str) -> str:
+    return format_html('<span class="scheduler-badge scheduler-status-{}">{}</span>', css, text)
+
+
+class NotifiedFilter(admin.SimpleListFilter):
+    title = "notified"
+    parameter_name = "notified"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("nobody", "Notified nobody"), ("someone", "Notified someone")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "nobody":
+            return queryset.notified_nobody()
+        if self.value() == "someone":
+            return queryset.exclude(NOTIFIED_NOBODY)
+        return queryset
+
+
 def _runs_link(schedule_id: int | None, label: str = "runs") -> str:
     if schedule_id is None:
         return NONE
@@ -120,10 +152,12 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "first_seen",
         "last_seen",
         "count",
+        "notified",
         "runs",
     )
     list_filter = (
         IncidentStateFilter,
+        NotifiedFilter,
         "kind",
         ("schedule", admin.RelatedOnlyFieldListFilter),
     )
@@ -139,6 +173,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "count",
         "first_seen",
         "last_seen",
+        "notified_detail",
         "last_error_display",
         "runs",
         "first_run",
@@ -168,9 +203,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="state")
     def state_badge(self, obj: Incident) -> str:
         css = {"open": "failed", "acknowledged": "running", "resolved": "succeeded"}[obj.state]
-        return format_html(
-            '<span class="scheduler-badge scheduler-status-{}">{}</span>', css, obj.state
-        )
+        return _badge(css, obj.state)
 
     @admin.display(description="schedule", ordering="schedule__name")
     def schedule_link(self, obj: Incident) -> str:
@@ -186,6 +219,18 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="last seen", ordering="last_seen_at")
     def last_seen(self, obj: Incident) -> str:
         return compact_time(obj.last_seen_at)
+
+    @admin.display(description="notified", ordering="last_notified_at")
+    def notified(self, obj: Incident) -> str:
+        if obj.notified_nobody:
+            return _badge("failed", "nobody")
+        return compact_time(obj.last_notified_at)
+
+    @admin.display(description="notified")
+    def notified_detail(self, obj: Incident) -> str:
+        if obj.notified_nobody:
+            return format_html("{} {}", _badge("failed", "nobody"), NOTIFIED_NOBODY_HELP)
+        return f"last {compact_time(obj.last_notified_at)} (the messages are listed below)"
 
     @admin.display(description="runs")
     def runs(self, obj: Incident) -> str:

@@ -146,6 +146,17 @@ class AlertPolicy(models.Model):
         return f"alerts of {self.schedule_id}"
 
 
+#: An incident no delivery was ever recorded for: ``last_notified_at`` is set only together
+#: with the deliveries of an announcement.
+NOTIFIED_NOBODY = Q(last_notified_at__isnull=True)
+
+
+class IncidentQuerySet(models.QuerySet):
+    def notified_nobody(self) -> IncidentQuerySet:
+        """Incidents no channel was told of (none applied when they opened, nor since)."""
+        return self.filter(NOTIFIED_NOBODY)
+
+
 class Incident(models.Model):
     """One problem of one schedule (or of the platform), open until it is fixed: further
     failures update it instead of alerting again."""
@@ -169,13 +180,21 @@ class Incident(models.Model):
     last_seen_at = models.DateTimeField("last seen", default=timezone.now)
     first_run_id = models.BigIntegerField(null=True, blank=True)
     last_run_id = models.BigIntegerField(null=True, blank=True)
-    last_notified_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(
+        "last notified",
+        null=True,
+        blank=True,
+        help_text="When it was last announced (a delivery per channel that took it); "
+        "empty: it notified nobody.",
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
+
+    objects = IncidentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -201,6 +220,10 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def notified_nobody(self) -> bool:
+        return self.last_notified_at is None
 
     @property
     def state(self) -> str:

@@ -72,7 +72,7 @@ def monitor_config(schedule: Schedule, policy: Policy) -> dict[str, Any]:
 
 def _sentry_dsns(policy: Policy) -> list[str]:
     dsns = []
-    for channel in config.channels_of(policy):
+    for channel in config.cached_channels_of(policy):
         if channel.kind == AlertChannel.Kind.SENTRY:
             dsn = channel.sentry_dsn or settings.SENTRY_DSN
             if dsn and dsn not in dsns:
@@ -96,7 +96,7 @@ def report(run: JobRun, schedule: Schedule, policy: Policy | None = None) -> int
     status = _status(run)
     if status is None:
         return 0
-    policy = policy or config.policy_for(schedule.pk)
+    policy = policy or config.cached_policy_for(schedule.pk)
     dsns = _sentry_dsns(policy)
     if not dsns:
         return 0

@@ -1,9 +1,18 @@
 """Alert configuration as the rules see it: a schedule's effective policy (its overrides over
-the ALERTS_* settings) and the channels, cached per process for a short while.
+the ALERTS_* settings) and the channels.
 
-The cache keeps a finishing run cheap (the run that needs nothing never reads a policy or a
-channel). Saving a channel or a policy clears it in the process that saved; other processes
-see the change within ``TTL`` seconds.
+Two ways to read it, on purpose:
+
+- Deciding and announcing an incident reads the database (:func:`policy_for`,
+  :func:`policies_for`, :class:`Channels`): it is rare (a failure, an open incident, a
+  watchdog finding), so a query then is cheap, and a channel or policy saved a moment ago in
+  any process counts at once.
+- Sentry check-ins happen on every run, so they read a per-process cache
+  (:func:`cached_policy_for`, :func:`sentry_in_use`): a run that needs no alert reads nothing.
+  Saving a channel or a policy clears it in the process that saved; other processes see the
+  change within ``CACHE_TTL`` seconds. The watchdog's first cuts (:func:`min_grace`,
+  :func:`min_max_runtime`) share it: a cut only narrows a read; every row found is held
+  against its schedule's policy as the database has it.
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ from django.db.models import Min
 from scheduler.alert_models import AlertChannel, AlertPolicy
 from scheduler.alerts.rules import Policy
 
-#: Seconds a process trusts what it read.
-TTL = 30.0
+#: Seconds a process trusts what it read for check-ins and the watchdog's cuts.
+CACHE_TTL = 30.0
 #: Policies kept per process, at most (schedules with overrides that ran lately).
 MAX_POLICIES = 10_000
 
@@ -44,7 +53,7 @@ def _cached(key: Any, load: Any) -> Any:
     with _lock:
         if len(_values) >= MAX_POLICIES:
             _values.clear()
-        _values[key] = (now + TTL, value)
+        _values[key] = (now + CACHE_TTL, value)
     return value
 
 
@@ -83,7 +92,13 @@ def effective(row: AlertPolicy | None, channel_ids: Iterable[int] = ()) -> Polic
 
 
 def policy_for(schedule_id: int) -> Policy:
-    return _cached(("policy", schedule_id), lambda: _load_policies([schedule_id])[schedule_id])
+    """A schedule's policy as the database has it now (one or two queries)."""
+    return _load_policies([schedule_id])[schedule_id]
+
+
+def cached_policy_for(schedule_id: int) -> Policy:
+    """A schedule's policy, at most ``CACHE_TTL`` seconds old (for check-ins)."""
+    return _cached(("policy", schedule_id), lambda: policy_for(schedule_id))
 
 
 def policies_for(schedule_ids: Iterable[int]) -> dict[int, Policy]:
@@ -99,26 +114,56 @@ def _load_policies(ids: list[int]) -> dict[int, Policy]:
     }
 
 
-def channels() -> dict[int, AlertChannel]:
-    """Every enabled channel, by id."""
-    return _cached("channels", lambda: AlertChannel.objects.filter(enabled=True).in_bulk())
+def _enabled_channels() -> dict[int, AlertChannel]:
+    return AlertChannel.objects.filter(enabled=True).in_bulk()
 
 
-def channels_of(policy: Policy) -> list[AlertChannel]:
+def _pick(enabled: dict[int, AlertChannel], policy: Policy) -> list[AlertChannel]:
     """Where a schedule's alerts go: its own picks, else the default channels."""
-    enabled = channels()
     if policy.channel_ids:
         return [enabled[i] for i in policy.channel_ids if i in enabled]
     return [c for c in enabled.values() if c.is_default]
 
 
+class Channels:
+    """The enabled channels as the database has them, read when first needed (one query)
+    and then kept for one evaluation, so a watchdog pass opening many incidents reads them
+    once. Make a new one for each evaluation: it is never shared between them."""
+
+    def __init__(self) -> None:
+        self._enabled: dict[int, AlertChannel] | None = None
+
+    def enabled(self) -> dict[int, AlertChannel]:
+        if self._enabled is None:
+            self._enabled = _enabled_channels()
+        return self._enabled
+
+    def of(self, policy: Policy) -> list[AlertChannel]:
+        """Where alerts under ``policy`` go."""
+        return _pick(self.enabled(), policy)
+
+    def defaults(self) -> list[AlertChannel]:
+        """The default channels (the platform's own incidents)."""
+        return self.of(Policy())
+
+
 def default_channels() -> list[AlertChannel]:
-    return [c for c in channels().values() if c.is_default]
+    """The default channels as the database has them now."""
+    return Channels().defaults()
+
+
+def cached_channels() -> dict[int, AlertChannel]:
+    """Every enabled channel, by id, at most ``CACHE_TTL`` seconds old (for check-ins)."""
+    return _cached("channels", _enabled_channels)
+
+
+def cached_channels_of(policy: Policy) -> list[AlertChannel]:
+    return _pick(cached_channels(), policy)
 
 
 def sentry_in_use() -> bool:
     """Whether any enabled channel is a Sentry one (else no check-ins are even considered)."""
-    return any(c.kind == AlertChannel.Kind.SENTRY for c in channels().values())
+    return any(c.kind == AlertChannel.Kind.SENTRY for c in cached_channels().values())
 
 
 def min_grace() -> int:

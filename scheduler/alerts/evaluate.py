@@ -1,19 +1,27 @@
 """From what happened to what the incidents do: each function reads what its rule needs,
 asks :mod:`scheduler.alerts.rules`, and opens, counts or resolves through
-:mod:`scheduler.alerts.incidents`. Callers hold the transaction."""
+:mod:`scheduler.alerts.incidents`. Callers hold the transaction.
+
+Policies and channels are read from the database here, never from a cache: these functions
+run only when something failed, is open, or the watchdog found something, and a channel or
+policy just saved in any process must count at once. The channels are read at most once per
+call (:class:`scheduler.alerts.config.Channels`), and only if something is announced."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 
-from scheduler.alert_models import Incident
+from scheduler.alert_models import AlertDelivery, Incident
 from scheduler.alerts import config, messages, rules
 from scheduler.alerts.incidents import (
     PLATFORM_MISSED,
+    Announcement,
+    Recipients,
     open_incident,
     resolve,
     schedule_key,
@@ -22,6 +30,7 @@ from scheduler.alerts.incidents import (
 from scheduler.models import JobRun, Schedule
 
 Kind = Incident.Kind
+Event = AlertDelivery.Event
 Action = rules.Action
 
 
@@ -34,8 +43,17 @@ class Missing:
     run_id: int | None = None
 
 
-def _remind(action: Action, policy: rules.Policy) -> int | None:
-    return policy.reminder_interval if action is Action.REMIND else None
+def _announcement(action: Action, policy: rules.Policy) -> Announcement | None:
+    """What a rule's answer about an open incident announces, if anything."""
+    if action is Action.REMIND:
+        return Announcement(Event.REMINDER, policy.reminder_interval)
+    if action is Action.ANNOUNCE:
+        return Announcement(Event.OPENED)
+    return None
+
+
+def _to(channels: config.Channels, policy: rules.Policy) -> Recipients:
+    return partial(channels.of, policy)
 
 
 def failure_streak(schedule_id: int, threshold: int) -> int:
@@ -60,7 +78,7 @@ def run_failed(run: JobRun, open_: dict[str, Incident], now: datetime) -> None:
     action = rules.after_failure(policy, streak, incident, now)
     if action is Action.NOTHING:
         return
-    channels = config.channels_of(policy)
+    channels = _to(config.Channels(), policy)
     error = messages.run_error(run, schedule)
     if action is Action.OPEN:
         open_incident(
@@ -81,17 +99,18 @@ def run_failed(run: JobRun, open_: dict[str, Incident], now: datetime) -> None:
             channels=channels,
             error=error,
             run=run,
-            remind_after=_remind(action, policy),
+            announce=_announcement(action, policy),
         )
 
 
 def run_succeeded(run: JobRun, open_: dict[str, Incident], now: datetime) -> None:
     """An occurrence succeeded: its schedule's failure and missed incidents are over."""
-    for kind in (Kind.FAILED, Kind.MISSED):
-        incident = open_.get(kind)
-        if incident is None:
-            continue
-        policy = config.policy_for(run.schedule_id)
+    over = [open_[kind] for kind in (Kind.FAILED, Kind.MISSED) if kind in open_]
+    if not over:
+        return
+    policy, channels = config.policy_for(run.schedule_id), config.Channels()
+    for incident in over:
+        kind = incident.kind
         decision = rules.after_success(policy, incident)
         if decision.action is not Action.RESOLVE:
             continue
@@ -104,7 +123,7 @@ def run_succeeded(run: JobRun, open_: dict[str, Incident], now: datetime) -> Non
                 f"{incident.count} {what}{'s' if incident.count != 1 else ''}."
             ),
             announce=decision.announce,
-            channels=config.channels_of(policy),
+            channels=_to(channels, policy),
             run=run,
         )
 
@@ -125,7 +144,7 @@ def _too_long_over(
         now=now,
         resolution=messages.describe_too_long_end(run),
         announce=policy.on_recovery,
-        channels=config.channels_of(policy),
+        channels=_to(config.Channels(), policy),
         run=run,
     )
 
@@ -153,6 +172,7 @@ def missed(items: Iterable[Missing], now: datetime, *, more: bool = False) -> in
         storm(len(fresh), now, more=more)
         fresh = []
     schedules = Schedule.objects.select_related("job").in_bulk(fresh)
+    channels = config.Channels()
     for sid, item in wanted.items():
         policy = policies[sid]
         incident = open_.get(sid)
@@ -167,16 +187,16 @@ def missed(items: Iterable[Missing], now: datetime, *, more: bool = False) -> in
                 schedule=schedule,
                 title=messages.describe_missed(schedule, item.reason),
                 now=now,
-                channels=config.channels_of(policy),
+                channels=_to(channels, policy),
                 run_id=item.run_id,
             )
         elif action is not Action.NOTHING:
             touch(
                 incident,
                 now=now,
-                channels=config.channels_of(policy),
+                channels=_to(channels, policy),
                 run_id=item.run_id,
-                remind_after=_remind(action, policy),
+                announce=_announcement(action, policy),
             )
     return len(wanted)
 
@@ -184,7 +204,7 @@ def missed(items: Iterable[Missing], now: datetime, *, more: bool = False) -> in
 def storm(count: int, now: datetime, *, more: bool = False) -> None:
     """Many schedules missing at once: one platform incident, to the default channels."""
     policy = config.defaults()
-    channels = config.default_channels()
+    channels = _to(config.Channels(), policy)
     title = messages.describe_storm(count, more)
     incident = Incident.objects.filter(key=PLATFORM_MISSED, resolved_at__isnull=True).first()
     if incident is None:
@@ -199,8 +219,8 @@ def storm(count: int, now: datetime, *, more: bool = False) -> None:
         )
         return
     Incident.objects.filter(pk=incident.pk).update(title=title)
-    remind = policy.reminder_interval if rules.reminder_due(policy, incident, now) else None
-    touch(incident, now=now, channels=channels, count=count, remind_after=remind)
+    announce = _announcement(rules.again(policy, incident, now), policy)
+    touch(incident, now=now, channels=channels, count=count, announce=announce)
 
 
 def storm_over(now: datetime) -> bool:
@@ -213,7 +233,7 @@ def storm_over(now: datetime) -> bool:
         now=now,
         resolution="Runs start on time again.",
         announce=config.defaults().on_recovery,
-        channels=config.default_channels(),
+        channels=config.default_channels,
     )
 
 
@@ -240,6 +260,7 @@ def too_long(runs: Iterable[JobRun], now: datetime) -> int:
         )
     }
     schedules = Schedule.objects.select_related("job").in_bulk(list(over))
+    channels = config.Channels()
     for sid, run in over.items():
         schedule, policy, incident = schedules.get(sid), policies[sid], open_.get(sid)
         if schedule is None:
@@ -253,16 +274,16 @@ def too_long(runs: Iterable[JobRun], now: datetime) -> int:
                 schedule=schedule,
                 title=messages.describe_too_long(schedule, run, now, policy.max_runtime),
                 now=now,
-                channels=config.channels_of(policy),
+                channels=_to(channels, policy),
                 run=run,
             )
         elif action is not Action.NOTHING:
             touch(
                 incident,
                 now=now,
-                channels=config.channels_of(policy),
+                channels=_to(channels, policy),
                 run=run,
-                remind_after=_remind(action, policy),
+                announce=_announcement(action, policy),
             )
     return len(over)
 

@@ -48,6 +48,7 @@ class Action(enum.Enum):
     OPEN = "open"  # a new incident, announced
     UPDATE = "update"  # the open incident counts one more, silently
     REMIND = "remind"  # ... and announces it again (the reminder interval passed)
+    ANNOUNCE = "announce"  # ... and announces it as opened: it notified nobody so far
     RESOLVE = "resolve"  # the problem is gone
 
 
@@ -66,7 +67,11 @@ def reminder_due(policy: Policy, incident: IncidentState, now: datetime) -> bool
     return last is None or now - last >= timedelta(seconds=policy.reminder_interval)
 
 
-def _again(policy: Policy, incident: IncidentState, now: datetime) -> Action:
+def again(policy: Policy, incident: IncidentState, now: datetime) -> Action:
+    """The open incident is seen once more. One that notified nobody (no channel took it when
+    it opened) is announced to whoever it applies to now, unless someone acknowledged it."""
+    if incident.last_notified_at is None and incident.acknowledged_at is None:
+        return Action.ANNOUNCE
     return Action.REMIND if reminder_due(policy, incident, now) else Action.UPDATE
 
 
@@ -76,7 +81,7 @@ def after_failure(
     """An occurrence failed; ``streak`` counts the failed occurrences in a row, this one
     included."""
     if incident is not None:
-        return _again(policy, incident, now)
+        return again(policy, incident, now)
     if not policy.on_failure or streak < policy.failure_threshold:
         return Action.NOTHING
     return Action.OPEN
@@ -94,7 +99,7 @@ def after_missed(policy: Policy, incident: IncidentState | None, now: datetime) 
     if not policy.on_missed:
         return Action.NOTHING
     if incident is not None:
-        return _again(policy, incident, now)
+        return again(policy, incident, now)
     return Action.OPEN
 
 
@@ -118,7 +123,7 @@ def after_too_long(
         return Action.OPEN
     if incident.last_run_id == run_id:
         return Action.NOTHING  # the same run, seen again
-    return _again(policy, incident, now)
+    return again(policy, incident, now)
 
 
 def too_long_over(incident: IncidentState, run_id: int) -> bool:

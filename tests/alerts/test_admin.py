@@ -147,7 +147,7 @@ def incidents(make_schedule, make_run, clock):
         error="ConnectionError: service refused token ********",
         run=run,
         now=clock.now(),
-        channels=[],
+        channels=list,
     )
     late = open_incident(
         key=schedule_key(hourly.pk, "missed"),
@@ -155,7 +155,7 @@ def incidents(make_schedule, make_run, clock):
         schedule=hourly,
         title="hourly: not started",
         now=clock.now(),
-        channels=[],
+        channels=list,
     )
     Incident.objects.filter(pk=late.pk).update(resolved_at=clock.now(), resolution="ran")
     return failing, late, run

@@ -209,7 +209,7 @@ def test_runs_without_a_schedule_are_not_alerted(make_run, mail_and_hook):
 def test_a_run_that_needs_no_alert_costs_at_most_one_query(make_schedule, make_run):
     schedule = make_schedule()
     started = make_run(schedule, Status.RUNNING)
-    config.channels()  # warm the per-process cache, as a worker's is
+    config.cached_channels()  # warm the per-process cache, as a worker's is
     with CaptureQueriesContext(connection) as start_queries:
         run_events.started(started.pk, started.schedule_id, started.task_name)
     assert len(start_queries) == 0
@@ -256,7 +256,7 @@ def test_a_concurrent_opening_counts_on_the_incident_already_open(make_schedule,
 
     schedule = make_schedule()
     key = schedule_key(schedule.pk, Kind.FAILED)
-    kwargs = dict(key=key, kind=Kind.FAILED, schedule=schedule, title="t", channels=[])
+    kwargs = dict(key=key, kind=Kind.FAILED, schedule=schedule, title="t", channels=list)
     first = open_incident(now=clock.now(), **kwargs)
     second = open_incident(now=clock.now() + timedelta(seconds=1), **kwargs)
     assert first.pk == second.pk

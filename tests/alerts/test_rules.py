@@ -32,7 +32,10 @@ class Open:
         (Policy(reminder_interval=600), 1, Open(), Action.UPDATE),  # 5 min < 10 min
         (Policy(reminder_interval=240), 1, Open(), Action.REMIND),
         (Policy(reminder_interval=240), 1, Open(acknowledged_at=NOW), Action.UPDATE),
-        (Policy(reminder_interval=240), 1, Open(last_notified_at=None), Action.REMIND),
+        # It notified nobody (no channel applied): announced now, reminders or not.
+        (Policy(), 1, Open(last_notified_at=None), Action.ANNOUNCE),
+        (Policy(reminder_interval=240), 1, Open(last_notified_at=None), Action.ANNOUNCE),
+        (Policy(), 1, Open(last_notified_at=None, acknowledged_at=NOW), Action.UPDATE),
     ],
 )
 def test_after_failure(policy, streak, incident, expected):
@@ -49,6 +52,7 @@ def test_after_missed():
     assert rules.after_missed(Policy(), None, NOW) is Action.OPEN
     assert rules.after_missed(Policy(on_missed=False), None, NOW) is Action.NOTHING
     assert rules.after_missed(Policy(), Open(), NOW) is Action.UPDATE
+    assert rules.after_missed(Policy(), Open(last_notified_at=None), NOW) is Action.ANNOUNCE
 
 
 def test_lateness_counts_the_grace_and_the_jitter():

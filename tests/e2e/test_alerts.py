@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db.models import Q
@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from jobs_catalog.models import JobDefinition
 from scheduler.alert_models import AlertChannel, AlertDelivery, AlertPolicy, Incident
-from scheduler.clock import SystemClock
+from scheduler.clock import FileClock, SystemClock
 from scheduler.dispatch import Dispatcher
 from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
@@ -214,3 +214,65 @@ def test_a_slow_job_alerts_while_it_still_runs(platform, client_app, tmp_path):
     ]
     assert "The long run ended: succeeded" in hook.hooks[1].json["summary"]
     assert JobRun.objects.get(pk=run.pk).status == Status.SUCCEEDED
+
+
+def test_a_channel_added_after_the_worker_warmed_up_gets_the_very_next_alert(
+    platform, client_app, tmp_path
+):
+    """A worker that has already run something (its configuration read) alerts to a channel
+    created a moment later, and follows a channel disabled and another added between two
+    events of one incident: each announcement is one delivery row per channel that applied
+    then, and the receivers got exactly those."""
+    ok_file = tmp_path / "ok"
+    ok_file.touch()
+    schedule = schedule_of(
+        platform, "flaky", "tests.fails_until_file", {"ok_file": str(ok_file), "token": TOKEN}
+    )
+    clock = FileClock(platform.clock_file)
+    dispatcher = Dispatcher(client_app, clock)
+
+    def run_once(expect) -> JobRun:
+        [first] = dispatcher.enqueue(schedule, [clock.now()], JobRun.Trigger.MANUAL)
+        wait_for(lambda: ended(first, expect), 40, f"the run to end {expect}")
+        return first
+
+    def default_hook(name: str, receiver: WebhookReceiver) -> AlertChannel:
+        return AlertChannel.objects.create(
+            name=name, kind="webhook", url=receiver.url, signing_secret=SIGNING, is_default=True
+        )
+
+    def delivered(channel: AlertChannel) -> list[str]:
+        rows = AlertDelivery.objects.filter(channel=channel, status="sent").order_by("id")
+        return [d.event for d in rows]
+
+    with WebhookReceiver(SIGNING) as first_hook, WebhookReceiver(SIGNING) as second_hook:
+        with celery_worker(tmp_path, alert_env(platform), queues=platform.queue):
+            run_once([Status.SUCCEEDED])  # the worker has now read the alert configuration
+            ok_file.unlink()
+            first = default_hook("first", first_hook)
+            AlertPolicy.objects.create(schedule=schedule, reminder_interval=60)
+
+            run_once(JobRun.FAILURES)
+            wait_for(lambda: delivered(first) == ["opened"], 30, "the first alert sent")
+            wait_for(lambda: first_hook.hooks, 10, "the first receiver")
+            incident = Incident.objects.get()
+            assert incident.last_notified_at is not None
+
+            # Between two events: the first channel disabled, another added.
+            AlertChannel.objects.filter(pk=first.pk).update(enabled=False)
+            second = default_hook("second", second_hook)
+            platform.set_time(clock.now() + timedelta(minutes=2))  # past the reminder interval
+            run_once(JobRun.FAILURES)
+            wait_for(lambda: delivered(second) == ["reminder"], 30, "the reminder sent")
+
+            ok_file.touch()
+            run_once([Status.SUCCEEDED])
+            wait_for(lambda: delivered(second) == ["reminder", "resolved"], 30, "the recovery")
+            wait_for(lambda: len(second_hook.hooks) == 2, 10, "the second receiver")
+
+    assert [h.json["event"] for h in first_hook.hooks] == ["opened"]
+    assert [h.json["event"] for h in second_hook.hooks] == ["reminder", "resolved"]
+    assert all(h.verified for h in first_hook.hooks + second_hook.hooks)
+    assert AlertDelivery.objects.filter(channel=first).count() == 1  # nothing after it was off
+    incident.refresh_from_db()
+    assert incident.count == 2 and not incident.is_open

@@ -175,7 +175,7 @@ def test_a_run_takes_one_statement_to_start_and_one_to_end(task, schedule, clock
     steady_task = task(steady)
     message = message_for(steady_task, schedule, clock, queue_name)
     clock.advance(seconds=2)
-    alert_config.channels()  # warm the per-process cache, as a worker's is
+    alert_config.cached_channels()  # warm the per-process cache, as a worker's is
     with CaptureQueriesContext(connection) as queries:
         result = deliver(steady_task, message, queue_name)
     assert result == {"url": "http://x", "echo": SECRET}
