@@ -503,8 +503,10 @@ def test_a_retry_never_waits_longer_than_the_longest_job(
 ):
     # Its message waits unacknowledged; the broker's visibility timeout exceeds this ceiling.
     settings.JOBS_MAX_TIME_LIMIT = 3
-    failing = task(unreliable, retry=RetryPolicy(max_attempts=2, backoff_base=3600, jitter=False))
+    policy = RetryPolicy(max_attempts=2, backoff_base=3600, backoff_cap=3600, jitter=False)
+    failing = task(unreliable, retry=policy)
     message = message_for(failing, schedule, clock, queue_name)
     with pytest.raises(ConnectionError):
         deliver(failing, message, queue_name)
     assert JobRun.objects.get(schedule=schedule, attempt=1).retry_delay == 3.0
+
