@@ -199,6 +199,9 @@ JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
 # Seconds: occurrences of a plain django-celery-beat entry missed by longer than this (beat
 # down) are not run. Schedules set their own.
 SCHEDULER_CATCHUP_WINDOW = env_int("SCHEDULER_CATCHUP_WINDOW", 3600)
+# Seconds: an occurrence beat sends later than this after its time (beat was down or busy)
+# is a misfire, handled by its schedule's misfire policy; sooner, it simply runs.
+SCHEDULER_MISFIRE_GRACE = env_int("SCHEDULER_MISFIRE_GRACE", 60)
 # The time beat schedules by: "system", or "file:/path" (tests move time by writing the file).
 SCHEDULER_CLOCK = env_str("SCHEDULER_CLOCK", "system")
 # Processes beat forks to send messages while it claims the next batch; 0 sends from beat

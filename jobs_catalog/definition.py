@@ -21,6 +21,7 @@ from jobs_catalog.params import (
     secret_fields,
     validate_params,
 )
+from jobs_catalog.queues import queue_name_problem
 from jobs_catalog.retry import RetryPolicy
 from jobs_catalog.secrets import unseal_params
 
@@ -46,10 +47,21 @@ class Job:
                 f"job name {self.name!r} is not a stable dotted name: use lower-case words "
                 "joined by dots, at least two (e.g. 'acme.send_report')"
             )
+        if not isinstance(self.retry, RetryPolicy):
+            raise JobDefinitionError(
+                f"job {self.name!r}: retry must be a RetryPolicy(...), not {self.retry!r}"
+            )
         for limit in ("soft_time_limit", "time_limit"):
             value = getattr(self, limit)
-            if value is not None and value <= 0:
-                raise JobDefinitionError(f"job {self.name!r}: {limit} must be positive")
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value <= 0
+            ):
+                raise JobDefinitionError(
+                    f"job {self.name!r}: {limit} must be positive (a whole number of "
+                    f"seconds), not {value!r}"
+                )
+        if self.queue is not None and (problem := queue_name_problem(self.queue)):
+            raise JobDefinitionError(f"job {self.name!r}: {problem}")
         if self.soft_time_limit and self.time_limit and self.soft_time_limit >= self.time_limit:
             raise JobDefinitionError(
                 f"job {self.name!r}: soft_time_limit ({self.soft_time_limit}s) must be below "

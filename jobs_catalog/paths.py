@@ -17,7 +17,8 @@ from jobs_catalog.errors import JobError
 
 class PathNotAllowedError(JobError, ValueError):
     """A path outside the allowlist. A ``ValueError`` so that pydantic validators report it
-    as a field error. Messages never repeat the path: the caller knows which field it was."""
+    as a field error. Messages name the offending path as given, never the allowlist: an
+    editor who may schedule file jobs need not learn every directory they may touch."""
 
 
 def allowed_roots() -> list[Path]:
@@ -52,9 +53,8 @@ def resolve_allowed(path: str | os.PathLike[str]) -> tuple[Path, Path]:
             return resolved, root
     via_symlink = resolved != Path(os.path.normpath(raw))
     raise PathNotAllowedError(
-        "is outside the directories file jobs may touch"
+        f"{raw} is outside the directories file jobs may touch (JOBS_FILE_ROOTS)"
         + (" once symlinks are resolved" if via_symlink else "")
-        + f" (JOBS_FILE_ROOTS: {', '.join(str(root) for root in roots)})"
     )
 
 

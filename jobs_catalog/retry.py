@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
 
 from jobs_catalog.errors import JobDefinitionError, RetryableError
 
@@ -15,14 +18,48 @@ DEFAULT_BACKOFF_BASE = 2.0
 DEFAULT_BACKOFF_CAP = 300.0
 #: Transient errors: worth another attempt. A bug or a validation error is not.
 DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, RetryableError)
+#: The most attempts a policy may ask for: past this, retrying is hiding a broken job.
+MAX_ATTEMPTS = 100
+#: Seconds; the longest backoff base or cap (a retry a day later is a new run, not a retry).
+MAX_BACKOFF = 86400.0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def policy_problems(max_attempts: Any, backoff_base: Any, backoff_cap: Any) -> dict[str, str]:
+    """What is wrong with these settings, by name (``max_attempts``, ``backoff_base``,
+    ``backoff_cap``); empty when they make a policy. The one rule every layer is held to: a
+    job's declaration, a schedule's fields, and the worker resolving them."""
+    problems: dict[str, str] = {}
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
+        problems["max_attempts"] = f"must be a whole number, not {max_attempts!r}"
+    elif not 1 <= max_attempts <= MAX_ATTEMPTS:
+        problems["max_attempts"] = (
+            f"must be between 1 (no retry) and {MAX_ATTEMPTS}, not {max_attempts}"
+        )
+    for name, value in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
+        if not _is_number(value) or not math.isfinite(value):
+            problems[name] = f"must be a number of seconds, not {value!r}"
+        elif not 0 < value <= MAX_BACKOFF:
+            problems[name] = (
+                f"must be more than 0 and at most {MAX_BACKOFF:g} seconds, not {value:g}"
+            )
+    if not problems.keys() & {"backoff_base", "backoff_cap"} and backoff_cap < backoff_base:
+        problems["backoff_cap"] = (
+            f"must be at least the backoff base ({backoff_base:g} s), not {backoff_cap:g}"
+        )
+    return problems
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a failed attempt is retried.
 
-    max_attempts: attempts in all (1 means never retry).
-    backoff_base, backoff_cap: exponential backoff in seconds, see :func:`backoff_delay`.
+    max_attempts: attempts in all (1 means never retry), at most ``MAX_ATTEMPTS``.
+    backoff_base, backoff_cap: exponential backoff in seconds, see :func:`backoff_delay`;
+        0 < base <= cap <= ``MAX_BACKOFF``.
     jitter: full jitter (a uniform delay between 0 and the ceiling) so that many jobs
         failing together do not retry together.
     retry_on: exception classes that are retried; anything else fails at once.
@@ -35,12 +72,21 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = field(default=DEFAULT_RETRY_ON)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise JobDefinitionError("retry policy: max_attempts must be at least 1")
-        if self.backoff_base < 0 or self.backoff_cap < 0:
-            raise JobDefinitionError("retry policy: backoff_base and backoff_cap must be >= 0")
-        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in self.retry_on):
-            raise JobDefinitionError("retry policy: retry_on must hold exception classes")
+        problems = policy_problems(self.max_attempts, self.backoff_base, self.backoff_cap)
+        if not isinstance(self.jitter, bool):
+            problems["jitter"] = f"must be True or False, not {self.jitter!r}"
+        retry_on = self.retry_on
+        if isinstance(retry_on, type):  # one class given bare
+            retry_on = (retry_on,)
+        if not isinstance(retry_on, tuple | list | frozenset | set) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+        ):
+            problems["retry_on"] = f"must be a tuple of exception classes, not {retry_on!r}"
+        if problems:
+            raise JobDefinitionError(
+                "retry policy: " + "; ".join(f"{name} {text}" for name, text in problems.items())
+            )
+        object.__setattr__(self, "retry_on", tuple(retry_on))
 
     def is_retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, self.retry_on)

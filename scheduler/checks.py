@@ -1,5 +1,5 @@
-"""``manage.py check`` (and every management command) refuses bad history settings with a
-clear message."""
+"""``manage.py check`` (and every management command) refuses bad history and misfire
+settings with a clear message."""
 
 from __future__ import annotations
 
@@ -43,3 +43,19 @@ def history_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             )
         )
     return errors
+
+
+@checks.register("scheduler")
+def misfire_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    grace, window = settings.SCHEDULER_MISFIRE_GRACE, settings.SCHEDULER_CATCHUP_WINDOW
+    if 1 <= grace <= window:
+        return []
+    return [
+        checks.Error(
+            f"SCHEDULER_MISFIRE_GRACE={grace} must be at least 1 second and at most "
+            f"SCHEDULER_CATCHUP_WINDOW ({window}).",
+            hint="Seconds an occurrence may be sent late before it counts as a misfire; "
+            "a catch-up window shorter than it would drop late occurrences unseen.",
+            id="scheduler.E004",
+        )
+    ]

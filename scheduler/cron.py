@@ -31,6 +31,7 @@ from croniter import CroniterError, croniter
 __all__ = [
     "CronError",
     "CronExpression",
+    "close_fire_times",
     "describe",
     "fire_times",
     "next_fire",
@@ -72,7 +73,7 @@ _MINUTE = timedelta(minutes=1)
 #: Largest backward clock shift handled (Antarctica/Troll's 2 hours is the largest in use).
 _MAX_SHIFT = timedelta(hours=3)
 #: How far ahead a search looks before deciding an expression never fires.
-_SEARCH_YEARS = 100
+SEARCH_YEARS = 100
 #: Nothing is searched for past this point (it keeps date arithmetic clear of datetime.max).
 _LATEST = datetime(9999, 12, 30)
 _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -122,7 +123,7 @@ class _Plan:
         """The first matching naive wall time at or after ``start`` (seconds ignored)."""
         year, month, day = start.year, start.month, start.day
         hour, minute = start.hour, start.minute
-        last_year = min(year + _SEARCH_YEARS, 9999)
+        last_year = min(year + SEARCH_YEARS, 9999)
         months = self.months
         day_list = self.days if self.days_and else None
         while year <= last_year:
@@ -340,7 +341,7 @@ def _search(
     plan: _Plan, zone: tzinfo, wall: datetime, after: datetime, fixed: bool
 ) -> datetime | None:
     """First fire instant later than ``after`` for walls from ``wall`` on (naive UTC or None)."""
-    last_year = min(wall.year + _SEARCH_YEARS, 9999)
+    last_year = min(wall.year + SEARCH_YEARS, 9999)
     while True:
         found = plan.next_wall(wall)
         if found is None or found.year > last_year:
@@ -410,6 +411,51 @@ def fire_times(
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+#: How far ahead :func:`close_fire_times` compares fire times.
+GAP_HORIZON = timedelta(days=366)
+#: Fire times compared from the start, and around each clock change, at most (cost bound:
+#: a cron firing this often has consecutive fire times under an hour apart somewhere).
+GAP_SCAN_LIMIT = 5000
+#: Fire times are whole minutes of wall time: two of them are never closer than this.
+_CLOSEST = timedelta(minutes=1)
+
+
+def close_fire_times(
+    expr: CronExpression | str, tz: str | tzinfo, after: datetime, within: timedelta
+) -> tuple[datetime, datetime] | None:
+    """Two consecutive fire instants (aware UTC) at most ``within`` apart, or None when no
+    two are.
+
+    Compared: the fire times of the coming year (``GAP_HORIZON``, its first
+    ``GAP_SCAN_LIMIT``), always at least the first two (a cron firing once a year or once
+    every leap year is compared with its next fire), and those around each change of the
+    zone's UTC offset that year, where daylight saving brings fire times closer in real
+    time than on the wall clock.
+    """
+    if within < _CLOSEST:
+        return None
+    parsed, zone = _as_expression(expr), _as_zone(tz)
+    start = _as_utc(after, "after")
+    end = start + GAP_HORIZON
+    windows = [(start, end, 2)]
+    day = timedelta(days=1)
+    moment = start
+    while moment < end:
+        if _offset_at(zone, moment) != _offset_at(zone, moment + day):
+            windows.append((moment - day, moment + 2 * day, 0))
+        moment += day
+    for low, high, at_least in windows:
+        previous = None
+        for count, instant in enumerate(_iter_fires(parsed, zone, low)):
+            beyond = instant > high or count >= GAP_SCAN_LIMIT
+            if beyond and count >= at_least:
+                break
+            if previous is not None and instant - previous <= within:
+                return previous.replace(tzinfo=UTC), instant.replace(tzinfo=UTC)
+            previous = instant
+    return None
 
 
 def preview(

@@ -205,6 +205,8 @@ class Dispatcher:
             policy=schedule.misfire_policy if schedule else MisfirePolicy.RUN_ONCE,
             window=window,
             cap=schedule.max_catchup_runs if schedule else 1,
+            # Late is measured from when the occurrence is due: its time plus its jitter.
+            grace=misfire.configured_grace() + _jitter_of(schedule),
         )
         missed = catch_up.missed[-MAX_RECORDED_MISSED:]
         plans = [
@@ -462,14 +464,18 @@ def _catchup_window(schedule: Schedule | None) -> int:
     return settings.SCHEDULER_CATCHUP_WINDOW
 
 
+def _jitter_of(schedule: Schedule | None) -> timedelta:
+    if schedule is not None and schedule.jitter:
+        return jitter_offset(schedule.pk, schedule.jitter)
+    return timedelta(0)
+
+
 def _due_at(
     next_fire_at: datetime | None, task: PeriodicTask, schedule: Schedule | None
 ) -> datetime | None:
     if next_fire_at is None:
         return None
-    if schedule is not None and schedule.jitter:
-        return next_fire_at + jitter_offset(schedule.pk, schedule.jitter)
-    return next_fire_at
+    return next_fire_at + _jitter_of(schedule)
 
 
 def _apply_overlap(plans: list[Planned]) -> None:

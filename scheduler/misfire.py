@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from scheduler.models import MisfirePolicy
 
-#: An occurrence later than this is a misfire, not merely a beat that woke a little late.
+#: An occurrence later than this is a misfire, not merely a beat that woke a little late
+#: (``SCHEDULER_MISFIRE_GRACE`` sets it).
 DEFAULT_GRACE = timedelta(seconds=60)
+
+
+def configured_grace() -> timedelta:
+    """The misfire grace in force: ``settings.SCHEDULER_MISFIRE_GRACE`` seconds."""
+    return timedelta(seconds=settings.SCHEDULER_MISFIRE_GRACE)
 
 
 @dataclass

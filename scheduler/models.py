@@ -5,12 +5,21 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from jobs_catalog.models import JobDefinition
+from jobs_catalog.retry import MAX_ATTEMPTS, MAX_BACKOFF
+
+#: Seconds: the most jitter (spreading a schedule's start over more than a day is no jitter).
+MAX_JITTER = 86400
+#: Seconds: the longest catch-up window (a month of missed occurrences).
+MAX_CATCHUP_WINDOW = 31 * 86400
+#: The most missed occurrences one catch-up may run (beat looks at the last thousand).
+MAX_CATCHUP_RUNS = 1000
 
 
 class OverlapPolicy(models.TextChoices):
@@ -23,6 +32,18 @@ class MisfirePolicy(models.TextChoices):
     RUN_ONCE = "run_once", "Run once for all missed occurrences (within the catch-up window)"
     SKIP = "skip", "Skip to the next occurrence"
     RUN_ALL = "run_all", "Run each missed occurrence within the window (capped)"
+
+
+def _backoff_range(field: str, what: str) -> models.CheckConstraint:
+    # NaN passes "> 0" on PostgreSQL but fails "<=": the upper bound keeps it out.
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__isnull": True})
+        | Q(**{f"{field}__gt": 0, f"{field}__lte": MAX_BACKOFF}),
+        name=f"schedule_{field}_range",
+        violation_error_message=(
+            f"The backoff {what} must be more than 0 and at most {MAX_BACKOFF:g} seconds."
+        ),
+    )
 
 
 class Schedule(models.Model):
@@ -78,9 +99,59 @@ class Schedule(models.Model):
             ("run_schedule", "Can run a schedule now or backfill it"),
             ("pause_schedule", "Can pause and resume a schedule"),
         ]
+        # The last line of defence behind clean() (scheduler.schedule_rules), which says more.
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(retry_max_attempts__isnull=True)
+                | Q(retry_max_attempts__gte=1, retry_max_attempts__lte=MAX_ATTEMPTS),
+                name="schedule_retry_max_attempts_range",
+                violation_error_message=f"Retry attempts must be between 1 and {MAX_ATTEMPTS}.",
+            ),
+            _backoff_range("retry_backoff_base", "base"),
+            _backoff_range("retry_backoff_cap", "cap"),
+            models.CheckConstraint(
+                condition=Q(retry_backoff_base__isnull=True)
+                | Q(retry_backoff_cap__isnull=True)
+                | Q(retry_backoff_cap__gte=F("retry_backoff_base")),
+                name="schedule_retry_backoff_cap_above_base",
+                violation_error_message="The backoff cap must be at least the backoff base.",
+            ),
+            models.CheckConstraint(
+                condition=Q(jitter__lte=MAX_JITTER),
+                name="schedule_jitter_range",
+                violation_error_message=f"The jitter must be at most {MAX_JITTER} seconds.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    catchup_window__gte=F("jitter"), catchup_window__lte=MAX_CATCHUP_WINDOW
+                ),
+                name="schedule_catchup_window_range",
+                violation_error_message=(
+                    "The catch-up window must be at least the jitter and at most "
+                    f"{MAX_CATCHUP_WINDOW} seconds."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(max_catchup_runs__gte=1, max_catchup_runs__lte=MAX_CATCHUP_RUNS),
+                name="schedule_max_catchup_runs_range",
+                violation_error_message=(
+                    f"The most catch-up runs must be between 1 and {MAX_CATCHUP_RUNS}."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Validate the schedule's own fields (``scheduler.schedule_rules``); the job's
+        parameters are checked by ``scheduler.periodic.clean_schedule``."""
+        from scheduler.clock import get_clock
+        from scheduler.schedule_rules import field_errors
+
+        errors = field_errors(self, get_clock().now())
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_paused(self) -> bool:

@@ -21,26 +21,20 @@ from jobs_catalog.errors import ParameterError, UnknownJobError
 from jobs_catalog.registry import registry
 from jobs_catalog.secrets import SecretError, seal_params, unseal_params
 from scheduler import cron
+from scheduler.clock import get_clock
 from scheduler.models import Schedule
+from scheduler.schedule_rules import field_errors
 
 #: Header that tells the worker which schedule a message belongs to.
 SCHEDULE_HEADER = "schedule_id"
 
 
 def clean_schedule(schedule: Schedule) -> None:
-    """Validate what the database cannot: the cron, the zone, the window and the parameters
-    against the job's schema. Raises ``ValidationError`` keyed by field; changes nothing."""
-    errors: dict[str, list[str]] = {}
-    try:
-        schedule.cron = cron.parse(schedule.cron).expr
-    except cron.CronError as exc:
-        errors.setdefault("cron", []).append(str(exc))
-    try:
-        cron.validate_timezone(schedule.timezone)
-    except cron.CronError as exc:
-        errors.setdefault("timezone", []).append(str(exc))
-    if schedule.start_at and schedule.end_at and schedule.end_at <= schedule.start_at:
-        errors.setdefault("end_at", []).append("The end must be after the start.")
+    """Validate what the database cannot: the schedule's own fields
+    (:mod:`scheduler.schedule_rules`) and the parameters against the job's schema. Raises
+    ``ValidationError`` keyed by field; changes nothing but normal forms (the cron's, the
+    parameters')."""
+    errors = field_errors(schedule, get_clock().now())
     if schedule.job_id is not None:
         try:
             job = registry.get(schedule.job.name)

@@ -25,6 +25,7 @@ from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from jobs_catalog.errors import JobDefinitionError
 from jobs_catalog.retry import RetryPolicy
 from scheduler.models import JobRun
 
@@ -34,6 +35,10 @@ RUN_LAYER_HEADERS = ("retry_max_attempts", "retry_backoff_base", "retry_backoff_
 TIME_LIMITS = (SoftTimeLimitExceeded, TimeLimitExceeded)
 
 
+class RetryPolicyError(ValueError):
+    """The layers do not make a policy: a row or header stored before (or past) validation."""
+
+
 def resolve_policy(
     job: RetryPolicy,
     schedule: Mapping[str, Any] | None = None,
@@ -41,15 +46,30 @@ def resolve_policy(
 ) -> RetryPolicy:
     """The policy of one run: each of max_attempts, backoff_base and backoff_cap from the
     first layer that sets it (run, then schedule, then job). ``schedule`` and ``run`` map
-    the ``retry_*`` names to a value or None."""
+    the ``retry_*`` names to a value or None. Raises :class:`RetryPolicyError` naming
+    each value taken and where from when they break the rules of ``RetryPolicy``."""
     overrides: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name in ("max_attempts", "backoff_base", "backoff_cap"):
-        for layer in (run, schedule):
+        for source, layer in (("run", run), ("schedule", schedule)):
             value = layer.get(f"retry_{name}") if layer else None
             if value is not None:
-                overrides[name] = int(value) if name == "max_attempts" else float(value)
+                overrides[name], sources[name] = value, source
                 break
-    return replace(job, **overrides) if overrides else job
+    if not overrides:
+        return job
+    try:
+        typed = {
+            name: int(value) if name == "max_attempts" else float(value)
+            for name, value in overrides.items()
+        }
+        return replace(job, **typed)
+    except (JobDefinitionError, TypeError, ValueError) as exc:
+        given = ", ".join(
+            f"retry_{name}={value!r} (the {sources[name]}'s)" for name, value in overrides.items()
+        )
+        reason = str(exc).removeprefix("retry policy: ")
+        raise RetryPolicyError(f"invalid retry policy: {given}: {reason}") from exc
 
 
 def run_layer(header: Callable[[str], Any]) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from scheduler import cron, dispatch
+from scheduler.clock import get_clock
 from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
+from scheduler.schedule_rules import field_errors
 
 #: The most occurrences one backfill may create.
 MAX_BACKFILL = 500
@@ -35,17 +37,20 @@ def resume(schedule: Schedule) -> Schedule:
 @transaction.atomic
 def duplicate(schedule: Schedule, name: str | None = None) -> Schedule:
     """A disabled copy, so it does not start firing before someone looks at it."""
+    require_valid_fields(schedule)
     copy = Schedule.objects.get(pk=schedule.pk)
     copy.pk = copy.periodic_task = None
     copy.name = name or _free_name(f"{schedule.name} (copy)")
     copy.enabled = False
     copy.paused_at = copy.paused_by = None
     copy.pause_note = ""
+    # The parameters are copied as stored (secrets included), not typed again.
     return save_schedule(copy, validate=False)
 
 
 def run_now(schedule: Schedule) -> JobRun:
     """Queue one run at once, outside the cron (the overlap policy still applies)."""
+    require_valid_fields(schedule)
     [occurrence] = dispatch.enqueue(schedule, [timezone.now()], JobRun.Trigger.MANUAL)
     return occurrence
 
@@ -53,6 +58,7 @@ def run_now(schedule: Schedule) -> JobRun:
 def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[JobRun]:
     """Queue the occurrences the cron had in (start, end], oldest first, at most
     MAX_BACKFILL; times that already have an occurrence are left alone."""
+    require_valid_fields(schedule)
     if end <= start:
         raise ValueError("The end of a backfill must be after its start.")
     if end > timezone.now():
@@ -63,6 +69,15 @@ def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[JobRun]
             f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
         )
     return dispatch.enqueue(schedule, times, JobRun.Trigger.BACKFILL)
+
+
+def require_valid_fields(schedule: Schedule) -> None:
+    """Refuse to act on a schedule whose stored fields break the rules (a row written before
+    they held, or past the form): ``ValueError`` naming each field, nothing changed."""
+    errors = field_errors(schedule, get_clock().now())
+    if errors:
+        problems = "; ".join(f"{field}: {' '.join(texts)}" for field, texts in errors.items())
+        raise ValueError(f"{schedule.name} has invalid settings (edit it first): {problems}")
 
 
 def _free_name(base: str) -> str:

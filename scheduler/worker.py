@@ -298,12 +298,21 @@ class OccurrenceMiddleware(Middleware):
 
     def _retry(self, run: RunInfo, claimed: recording.Claimed, now: datetime, error: dict) -> None:
         claimed = recording.resolve(claimed)
-        policy = retries.resolve_policy(
-            run.job.retry, _schedule_layer(claimed.schedule_id), retries.run_layer(run.header)
-        )
-        # The message waits out its countdown unacknowledged: never longer than the longest
-        # job, which the broker's visibility timeout exceeds (config.broker).
-        delay = min(policy.delay(claimed.attempt), float(settings.JOBS_MAX_TIME_LIMIT))
+        try:
+            policy = retries.resolve_policy(
+                run.job.retry, _schedule_layer(claimed.schedule_id), retries.run_layer(run.header)
+            )
+            # The message waits out its countdown unacknowledged: never longer than the
+            # longest job, which the broker's visibility timeout exceeds (config.broker).
+            delay = min(policy.delay(claimed.attempt), float(settings.JOBS_MAX_TIME_LIMIT))
+        except Exception as exc:
+            # A policy that cannot be resolved (a bad row stored before validation) fails
+            # this attempt now: raising here would leave it running until the reaper.
+            logger.error("%s: attempt %d not retried: %s", run.job.name, claimed.attempt, exc)
+            note = f"not retried: {exc}"
+            if recording.finish(claimed.id, status=Status.FAILED, now=now, note=note, **error):
+                self._occurrence_over(run, claimed, Status.FAILED)
+            return
         with transaction.atomic():
             if not recording.finish(
                 claimed.id,

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduler", "0007_jobrun_fewer_indexes"),
+        ("scheduler", "0008_incident_notified_nobody"),
     ]
 
     operations = [

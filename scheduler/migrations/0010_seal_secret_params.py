@@ -38,7 +38,7 @@ def open_again(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduler", "0007_jobrun_fewer_indexes"),
+        ("scheduler", "0009_worker_heartbeats_republished"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -12,17 +12,22 @@ from jobs_catalog.discovery import ENTRY_POINT_GROUP, discover
 from scheduler.models import JobRun
 
 
-@pytest.fixture
-def catalog(monkeypatch, fresh_registry):
+def use_plugins(monkeypatch, fresh_registry, *modules: str):
+    """The command's catalog: these modules of tests.fixtures.plugins, as entry points."""
     entry_points = [
         EntryPoint(name=m, value=f"tests.fixtures.plugins.{m}", group=ENTRY_POINT_GROUP)
-        for m in ("good", "broken")
+        for m in modules
     ]
     registry = discover(
         fresh_registry, builtin_modules=(), app_configs=(), plugin_entry_points=entry_points
     )
     monkeypatch.setattr("jobs_catalog.management.commands.jobs.registry", registry)
     return registry
+
+
+@pytest.fixture
+def catalog(monkeypatch, fresh_registry):
+    return use_plugins(monkeypatch, fresh_registry, "good", "broken")
 
 
 def jobs(*args: str) -> tuple[str, str]:
@@ -35,6 +40,17 @@ def test_list_shows_jobs_and_problems(catalog):
     out, err = jobs("list")
     assert "plugin.echo" in out and "plugin.pick" in out and "Echo" in out
     assert "plugin blew up on import" in err
+
+
+def test_a_plugin_with_a_nonsense_retry_policy_is_a_problem_the_cli_names(
+    monkeypatch, fresh_registry
+):
+    use_plugins(monkeypatch, fresh_registry, "good", "bad_policy")
+    out, err = jobs("list")
+    assert "plugin.echo" in out and "plugin.bad_policy" not in out
+    assert "retry policy: backoff_base must be more than 0" in err
+    with pytest.raises(CommandError, match=r"unknown job 'plugin\.bad_policy'"):
+        jobs("run", "plugin.bad_policy")
 
 
 def test_list_json(catalog):

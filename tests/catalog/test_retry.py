@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from jobs_catalog import JobDefinitionError, RetryableError, RetryPolicy
+from jobs_catalog import JobDefinitionError, RetryableError, RetryPolicy, job
 from jobs_catalog.retry import backoff_delay
 
 
@@ -31,8 +33,47 @@ def test_policy_serialises_for_the_catalog_mirror():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_attempts": 0}, {"backoff_base": -1}, {"retry_on": ("nope",)}]
+    ("kwargs", "message"),
+    [
+        ({"max_attempts": 0}, "max_attempts must be between 1 (no retry) and 100, not 0"),
+        ({"max_attempts": 101}, "max_attempts must be between 1 (no retry) and 100"),
+        ({"max_attempts": 2.5}, "max_attempts must be a whole number"),
+        ({"max_attempts": True}, "max_attempts must be a whole number"),
+        ({"backoff_base": -1}, "backoff_base must be more than 0"),
+        ({"backoff_base": 0}, "backoff_base must be more than 0"),
+        ({"backoff_base": float("nan")}, "backoff_base must be a number of seconds"),
+        ({"backoff_cap": float("inf")}, "backoff_cap must be a number of seconds"),
+        ({"backoff_base": "2"}, "backoff_base must be a number of seconds"),
+        ({"backoff_base": 10, "backoff_cap": 5}, "backoff_cap must be at least the backoff base"),
+        ({"backoff_cap": 100_000}, "at most 86400 seconds"),
+        ({"jitter": "yes"}, "jitter must be True or False"),
+        ({"retry_on": ("nope",)}, "retry_on must be a tuple of exception classes"),
+    ],
 )
-def test_bad_policies_are_refused(kwargs):
-    with pytest.raises(JobDefinitionError):
+def test_bad_policies_are_refused(kwargs, message):
+    with pytest.raises(JobDefinitionError, match=re.escape(message)):
         RetryPolicy(**kwargs)
+
+
+def test_a_bare_exception_class_or_a_list_is_taken_as_a_tuple():
+    assert RetryPolicy(retry_on=ValueError).retry_on == (ValueError,)
+    assert RetryPolicy(retry_on=[KeyError]).is_retryable(KeyError())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retry": {"max_attempts": 0}}, "retry must be a RetryPolicy(...)"),
+        ({"queue": "../../x y"}, "is no queue name"),
+        ({"queue": ""}, "a queue name must be a non-empty text"),
+        ({"time_limit": "60"}, "time_limit must be positive"),
+    ],
+)
+def test_the_decorator_refuses_nonsense_at_import(options, message, fresh_registry):
+    with pytest.raises(JobDefinitionError, match=re.escape(message)):
+
+        @job("tests.nonsense", registry=fresh_registry, **options)
+        def nonsense() -> None:
+            pass
+
+    assert "tests.nonsense" not in fresh_registry

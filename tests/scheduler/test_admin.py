@@ -106,6 +106,16 @@ def confirm_action(client, name: str, schedules: list[Schedule], **fields: Any):
     return client.post(LIST_URL, {**data, **fields}, follow=True)
 
 
+def backfill_range(start: datetime, end: datetime) -> dict[str, str]:
+    """The backfill form's fields for (start, end], as wall times."""
+    return {
+        "start_0": f"{start:%Y-%m-%d}",
+        "start_1": f"{start:%H:%M}",
+        "end_0": f"{end:%Y-%m-%d}",
+        "end_1": f"{end:%H:%M}",
+    }
+
+
 def page_messages(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
@@ -234,6 +244,11 @@ def test_adding_saves_the_schedule_and_its_cron_entry(admin_client, http_job):
         ({"param__expected_status": "200\n7xx"}, "param__expected_status", "each entry"),
         ({"param__headers": "Bad Header: x"}, "param__headers", "header names must be"),
         ({"param__url": ""}, "param__url", "This field is required."),
+        ({"retry_backoff_base": "-5"}, "retry_backoff_base", "more than 0"),
+        ({"retry_max_attempts": "0"}, "retry_max_attempts", "between 1 (no retry) and 100"),
+        ({"cron": "0 0 31 2 *"}, "cron", "never fires"),
+        ({"jitter": "604800"}, "jitter", "between 0 and 86400"),
+        ({"queue": "../../x y"}, "queue", "is no queue name"),
     ],
 )
 def test_invalid_input_is_a_form_error_and_saves_nothing(
@@ -521,6 +536,23 @@ def test_duplicate_makes_a_disabled_copy(admin_client, admin_schedule):
     assert SECRET not in response.content.decode()
 
 
+def test_actions_refuse_a_stored_schedule_that_breaks_the_rules(admin_client, make_schedule):
+    schedule = make_schedule("stored badly", cron="0 * * * *")
+    # Written past the form (a script, or before the rules held).
+    Schedule.objects.filter(pk=schedule.pk).update(queue="../../x y")
+    for action in ("duplicate", "run_now"):
+        response = run_action(admin_client, action, [schedule])
+        assert any(
+            "stored badly has invalid settings" in m and "queue:" in m
+            for m in page_messages(response)
+        ), page_messages(response)
+    end = timezone.now() - timedelta(days=1)
+    fields = backfill_range(end - timedelta(hours=3), end)
+    response = confirm_action(admin_client, "backfill", [schedule], **fields)
+    assert any("has invalid settings" in m for m in page_messages(response))
+    assert Schedule.objects.count() == 1 and not JobRun.objects.exists()
+
+
 def test_backfill_asks_for_a_range_in_the_schedule_zone(admin_client, make_schedule):
     schedule = make_schedule("backfilled", cron="0 * * * *", timezone="Asia/Kolkata")
     zone = ZoneInfo("Asia/Kolkata")
@@ -536,13 +568,7 @@ def test_backfill_asks_for_a_range_in_the_schedule_zone(admin_client, make_sched
         .replace(minute=0, second=0, microsecond=0)
     )
     start = end - timedelta(hours=3)
-    fields = {
-        "start_0": f"{start:%Y-%m-%d}",
-        "start_1": f"{start:%H:%M}",
-        "end_0": f"{end:%Y-%m-%d}",
-        "end_1": f"{end:%H:%M}",
-    }
-    response = confirm_action(admin_client, "backfill", [schedule], **fields)
+    response = confirm_action(admin_client, "backfill", [schedule], **backfill_range(start, end))
     made = JobRun.objects.filter(schedule=schedule, trigger=JobRun.Trigger.BACKFILL)
     # Kolkata is UTC+05:30: the cron's hours there are half past the hour in UTC.
     assert sorted(o.scheduled_for.astimezone(zone) for o in made) == [

@@ -24,6 +24,7 @@ import pytest
 from scheduler.cron import (
     CronError,
     CronExpression,
+    close_fire_times,
     describe,
     fire_times,
     next_fire,
@@ -662,3 +663,31 @@ def test_next_fire_from_every_minute_matches_reference(expr: str, tz: str, start
                 index += 1
             assert next_fire(expr, tz, probe) == expected[index], probe
         instant += timedelta(minutes=7)
+
+
+# --- how close consecutive fire times come (the jitter's bound) -------------------------------
+def seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz", "within", "pair"),
+    [
+        # Every five minutes: 300 s apart, so a jitter of 300 s is refused and 299 s is not.
+        ("*/5 * * * *", "UTC", 300, (utc(2026, 6, 1, 0, 5), utc(2026, 6, 1, 0, 10))),
+        ("*/5 * * * *", "UTC", 299, None),
+        ("* * * * *", "UTC", 59, None),  # no two fire times are closer than a minute
+        # Daily at 03:00 in Berlin: 23 h apart over the spring-forward night, 24 h otherwise.
+        ("0 3 * * *", BERLIN, 23 * 3600, (utc(2027, 3, 27, 2), utc(2027, 3, 28, 1))),
+        ("0 3 * * *", BERLIN, 23 * 3600 - 1, None),
+        # 02:00 and 02:40 wall time; the fall-back repeats the hour: 02:40 CEST then 02:00 CET
+        # come 20 minutes apart in real time.
+        ("*/40 2 * * *", BERLIN, 1200, (utc(2026, 10, 25, 0, 40), utc(2026, 10, 25, 1))),
+        ("*/40 2 * * *", BERLIN, 1199, None),
+        # Once every leap year: compared with its next fire, four years on.
+        ("0 0 29 2 *", "UTC", 4 * 366 * 86400, (utc(2028, 2, 29), utc(2032, 2, 29))),
+        ("0 0 29 2 *", "UTC", 4 * 365 * 86400, None),
+    ],
+)
+def test_close_fire_times(expr, tz, within, pair):
+    assert close_fire_times(expr, tz, utc(2026, 6, 1), seconds(within)) == pair

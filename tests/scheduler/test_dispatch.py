@@ -20,6 +20,7 @@ from scheduler import services
 from scheduler.changes import ChangeFeed
 from scheduler.dispatch import Dispatcher
 from scheduler.entries import reconcile
+from scheduler.jitter import jitter_offset
 from scheduler.models import BeatChange, BeatEntry, JobRun, MisfirePolicy, OverlapPolicy
 from tests.scheduler.conftest import drain
 
@@ -125,6 +126,37 @@ def test_skip_policy_records_a_late_lone_occurrence_as_missed(
     dispatcher.run_due()
     assert statuses(schedule) == [("13:00", Status.MISSED)]
     assert drain(queue_name, timeout=0.5) == []
+
+
+@pytest.mark.parametrize(("grace", "expected"), [(60, Status.QUEUED), (10, Status.MISSED)])
+def test_the_misfire_grace_is_a_setting(
+    clock, dispatcher, make_schedule, queue_name, settings, grace, expected
+):
+    # Beat was down for 30 s over 12:01: within the default grace that is merely late; with
+    # a grace of 10 s it is a misfire, which the skip policy records as missed.
+    settings.SCHEDULER_MISFIRE_GRACE = grace
+    schedule = make_schedule(misfire_policy=MisfirePolicy.SKIP)
+    reconcile(clock.now())
+    clock.set(at(1, 30))
+    dispatcher.run_due()
+    assert statuses(schedule) == [("12:01", expected)]
+
+
+def test_an_occurrence_sent_at_its_jittered_time_is_on_time(
+    clock, dispatcher, make_schedule, queue_name
+):
+    # Published up to 50 minutes after its time by design: not a misfire, even under skip.
+    # An id whose offset is well beyond the grace (the offset is fixed per id).
+    pk = next(n for n in range(10**6, 10**6 + 100) if jitter_offset(n, 3000).seconds > 600)
+    schedule = make_schedule(
+        cron="0 * * * *", jitter=3000, misfire_policy=MisfirePolicy.SKIP, id=pk
+    )
+    reconcile(clock.now())
+    entry = BeatEntry.objects.get(pk=schedule.periodic_task_id)
+    assert entry.due_at - entry.next_fire_at > timedelta(seconds=60)  # beyond the grace
+    clock.set(entry.due_at + timedelta(seconds=1))
+    dispatcher.run_due()
+    assert statuses(schedule) == [("13:00", Status.QUEUED)]
 
 
 def test_occurrences_older_than_the_catchup_window_are_not_run(
@@ -295,8 +327,6 @@ def test_jitter_is_stable_per_schedule(clock, make_schedule):
     entry = BeatEntry.objects.get(pk=schedule.periodic_task_id)
     offset = entry.due_at - entry.next_fire_at
     assert timedelta(0) <= offset < timedelta(seconds=30)
-    from scheduler.jitter import jitter_offset
-
     assert offset == jitter_offset(schedule.pk, 30)
 
 

@@ -297,6 +297,97 @@ def test_schedule_errors_name_their_field(sample_job, overrides, field, message)
     assert any(message in error for error in form.errors[field]), form.errors
 
 
+# --- the policies: numbers that make sense, a cron that fires, a queue name ----------------
+REFUSED_POLICIES = [
+    ({"retry_backoff_base": "-5"}, "retry_backoff_base", "more than 0"),
+    ({"retry_backoff_base": "0"}, "retry_backoff_base", "more than 0"),
+    ({"retry_backoff_cap": "-1"}, "retry_backoff_cap", "more than 0"),
+    ({"retry_max_attempts": "0"}, "retry_max_attempts", "between 1 (no retry) and 100"),
+    ({"retry_max_attempts": "500"}, "retry_max_attempts", "between 1 (no retry) and 100"),
+    (
+        {"retry_backoff_base": "10", "retry_backoff_cap": "5"},
+        "retry_backoff_cap",
+        "at least the backoff base (10 s)",
+    ),
+    # The job's own cap is 300 s: a base above it needs a cap of its own.
+    ({"retry_backoff_base": "600"}, "retry_backoff_base", "the backoff cap (300 s, the job's"),
+    ({"retry_backoff_cap": "1"}, "retry_backoff_cap", "at least the backoff base (2 s)"),
+    ({"retry_backoff_base": "100000"}, "retry_backoff_base", "at most 86400 seconds"),
+    ({"cron": "0 0 31 2 *"}, "cron", "never fires"),
+    ({"cron": "0 0 30 2 *"}, "cron", "never fires"),
+    ({"cron": "0 0 31 4,6,9,11 *"}, "cron", "never fires"),
+    ({"cron": "@reboot"}, "cron", "@reboot is not supported"),
+    ({"cron": "*/5 * * * *", "jitter": "604800"}, "jitter", "between 0 and 86400"),
+    (
+        {"cron": "*/5 * * * *", "jitter": "300", "catchup_window": "3600"},
+        "jitter",
+        "less than the shortest time between two consecutive fire times",
+    ),
+    (
+        {"cron": "0 * * * *", "jitter": "3600", "catchup_window": "7200"},
+        "jitter",
+        "are only 3600 s apart",
+    ),
+    ({"catchup_window": "0"}, "catchup_window", "at least the jitter plus the misfire grace"),
+    (
+        {"cron": "0 0 * * *", "jitter": "7200", "catchup_window": "7200"},
+        "catchup_window",
+        "(7260 s)",
+    ),
+    ({"catchup_window": str(40 * 86400)}, "catchup_window", "between 0 and 2678400"),
+    ({"max_catchup_runs": "0"}, "max_catchup_runs", "between 1 and 1000"),
+    ({"max_catchup_runs": "5000"}, "max_catchup_runs", "between 1 and 1000"),
+    ({"queue": "../../x y"}, "queue", "is no queue name"),
+    ({"queue": "jobs/high"}, "queue", "is no queue name"),
+    ({"queue": "q\u00e9"}, "queue", "is no queue name"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "message"), REFUSED_POLICIES)
+def test_nonsense_policies_are_refused_on_their_field(sample_job, overrides, field, message):
+    form = form_for(sample_job, sample_data(**overrides))
+    assert not form.is_valid()
+    assert any(message in error for error in form.errors.get(field, ())), form.errors
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"cron": "0 0 29 2 *"},  # every leap year
+        {"cron": "0 0 31 2 1"},  # day fields ORed: every Monday in February
+        {"cron": "*/5 * * * *", "jitter": "299"},
+        {"cron": "0 0 * * *", "jitter": "3600", "catchup_window": "3660"},
+        {"queue": "billing.v2:high-prio_1"},
+        {"retry_max_attempts": "1", "retry_backoff_base": "0.5", "retry_backoff_cap": "0.5"},
+        {"retry_max_attempts": "100", "retry_backoff_base": "600", "retry_backoff_cap": "900"},
+        {"catchup_window": "60", "max_catchup_runs": "1000"},
+    ],
+)
+def test_sensible_policies_are_accepted(sample_job, overrides):
+    form = form_for(sample_job, sample_data(**overrides))
+    assert form.is_valid(), form.errors
+
+
+def test_the_jitter_bound_counts_the_short_spring_day(sample_job):
+    # A daily run in Berlin is 23 h after the one before on the day the clocks go forward.
+    form = form_for(sample_job, sample_data(cron="0 3 * * *", jitter=str(23 * 3600)))
+    assert not form.is_valid()
+    assert "daylight-saving changes included" in " ".join(form.errors["jitter"])
+    form = form_for(
+        sample_job,
+        sample_data(cron="0 3 * * *", jitter=str(23 * 3600 - 1), catchup_window="86400"),
+    )
+    assert form.is_valid(), form.errors
+
+
+def test_the_catchup_window_follows_the_misfire_grace(sample_job, settings):
+    settings.SCHEDULER_MISFIRE_GRACE = 300
+    form = form_for(sample_job, sample_data(catchup_window="120"))
+    assert not form.is_valid()
+    assert "(300 s)" in " ".join(form.errors["catchup_window"])
+
+
 def test_the_cron_is_normalised(sample_job):
     form = form_for(sample_job, sample_data(cron="  @DAILY "))
     assert form.is_valid(), form.errors

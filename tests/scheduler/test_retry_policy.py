@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jobs_catalog import ParameterError, RetryableError, RetryPolicy
 from scheduler.redaction import MAX_RESULT, Redactor, mask_plain_kwargs, summary, tail
-from scheduler.retries import outcome, resolve_policy, run_layer
+from scheduler.retries import RetryPolicyError, outcome, resolve_policy, run_layer
 
 JOB = RetryPolicy(max_attempts=5, backoff_base=1, backoff_cap=60, retry_on=(ConnectionError,))
 
@@ -21,6 +21,22 @@ def test_each_setting_comes_from_the_first_layer_that_sets_it():
     assert policy.retry_on == (ConnectionError,)  # what is retried stays the job's to say
     assert resolve_policy(JOB, None, None) is JOB
     assert resolve_policy(JOB, schedule, {"retry_max_attempts": 9}).max_attempts == 9
+
+
+@pytest.mark.parametrize(
+    ("schedule", "run", "message"),
+    [
+        ({"retry_backoff_base": -5}, None, "retry_backoff_base=-5 (the schedule's)"),
+        ({"retry_max_attempts": 0}, None, "max_attempts must be between 1"),
+        ({"retry_backoff_base": 120}, None, "backoff_cap must be at least the backoff base"),
+        (None, {"retry_backoff_cap": "soon"}, "retry_backoff_cap='soon' (the run's)"),
+        (None, {"retry_max_attempts": "2.5"}, "retry_max_attempts='2.5' (the run's)"),
+    ],
+)
+def test_a_policy_the_layers_break_is_refused_with_what_and_where(schedule, run, message):
+    with pytest.raises(RetryPolicyError, match="invalid retry policy: ") as caught:
+        resolve_policy(JOB, schedule, run)
+    assert message in str(caught.value)
 
 
 def test_the_run_layer_is_read_from_message_headers():

@@ -532,8 +532,37 @@ def test_a_retry_never_waits_longer_than_the_longest_job(
 ):
     # Its message waits unacknowledged; the broker's visibility timeout exceeds this ceiling.
     settings.JOBS_MAX_TIME_LIMIT = 3
-    failing = task(unreliable, retry=RetryPolicy(max_attempts=2, backoff_base=3600, jitter=False))
+    policy = RetryPolicy(max_attempts=2, backoff_base=3600, backoff_cap=3600, jitter=False)
+    failing = task(unreliable, retry=policy)
     message = message_for(failing, schedule, clock, queue_name)
     with pytest.raises(ConnectionError):
         deliver(failing, message, queue_name)
     assert JobRun.objects.get(schedule=schedule, attempt=1).retry_delay == 3.0
+
+
+@pytest.mark.parametrize(
+    ("stored", "header", "named"),
+    [
+        # The job's cap (15 s) was lowered below the base the schedule sets: a row that
+        # passes the database's checks and breaks the policy's rule.
+        ({"retry_backoff_base": 600}, {}, "retry_backoff_base=600.0 (the schedule's)"),
+        # A message sent with nonsense in its run layer.
+        ({}, {"retry_backoff_base": "-5"}, "retry_backoff_base='-5' (the run's)"),
+        ({}, {"retry_max_attempts": "many"}, "retry_max_attempts='many' (the run's)"),
+    ],
+)
+def test_a_policy_that_cannot_be_resolved_fails_the_attempt_at_once(
+    task, make_test_schedule, clock, queue_name, stored, header, named
+):
+    failing = task(unreliable)
+    schedule = make_test_schedule()
+    Schedule.objects.filter(pk=schedule.pk).update(**stored)
+    headers, kwargs = message_for(failing, schedule, clock, queue_name)
+    with pytest.raises(ConnectionError):  # the job's own error, nothing from the worker
+        deliver(failing, ({**headers, **header}, kwargs), queue_name)
+    run = JobRun.objects.get(pk=headers["occurrence_id"])
+    assert run.status == Status.FAILED and run.finished_at is not None
+    assert run.error_type == "ConnectionError"
+    assert run.note.startswith("not retried: invalid retry policy: ") and named in run.note
+    assert not JobRun.objects.filter(occurrence=run).exists()  # no further attempt
+    assert drain(queue_name, 0.5) == []
