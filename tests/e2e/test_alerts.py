@@ -157,7 +157,7 @@ def minute(m: int, s: int = 0) -> datetime:
 
 
 def test_a_killed_beat_produces_a_missed_alert_and_its_return_a_recovery(platform, tmp_path):
-    platform.set_time(START)
+    platform.set_time(minute(0))  # START once worker and beat are up, however long that took
     marker = tmp_path / "ran.txt"
     schedule = schedule_of(
         platform, "every minute", "tests.touch_file", {"path": str(marker)}, "* * * * *"
@@ -170,6 +170,7 @@ def test_a_killed_beat_produces_a_missed_alert_and_its_return_a_recovery(platfor
         env = alert_env(platform)
         with celery_worker(tmp_path, env, queues=platform.queue):
             with celery_beat(tmp_path, env, name="doomed") as doomed:
+                platform.set_time(START)
                 wait_for(
                     lambda: JobRun.objects.filter(status=Status.SUCCEEDED).exists(), 30, "12:01"
                 )

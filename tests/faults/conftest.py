@@ -20,6 +20,7 @@ import pytest
 from django.db import connections
 
 from scheduler.clock import FileClock
+from tests.faults.matrix import write_row
 from tests.support.processes import child_env
 from tests.support.servers import PostgresCluster, RedisServer, postgres_cluster
 
@@ -30,6 +31,16 @@ SAMPLE_APP = "tests.fixtures.sample_app"
 #: What every module of the fault matrix is marked with: the test process talks to the
 #: cluster through the suite's PostgreSQL backend, so it needs DATABASE_URL on PostgreSQL.
 FAULT_MARKS = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.e2e]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Every row of the matrix, held or not, goes to ``FAULTS_REPORT`` for bench.faults."""
+    result = yield
+    if call.when == "call":
+        failure = str(call.excinfo.value).splitlines()[0][:200] if call.excinfo else ""
+        write_row(item.name, result.passed, failure or "failed")
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ counts real executions against the history, and the line it reports.
 matrix was specified at (30 s outages, 20 s jobs, 2,000 schedules a minute for 3 minutes);
 unset, the suite runs them shorter: the behaviour under test is the same. With
 ``FAULTS_REPORT=/path`` each row appends what it expected and what it observed to that file
-(JSON lines), before it asserts, so the benchmark can print a failing row too. A row
-compares one line (``outcome``) with the line it expects.
+(JSON lines), failing or not. A row may compare one line (``outcome``) with the line it
+expects and ``report`` both; any other row is listed by its test's name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.db.models import Count
 from scheduler.models import JobRun
 from tests.faults.scale import scale
 
-__all__ = ["executions", "occurrences", "outcome", "report", "scale", "unsettled"]
+__all__ = ["executions", "occurrences", "outcome", "report", "scale", "unsettled", "write_row"]
 
 Status = JobRun.Status
 
@@ -59,13 +59,26 @@ def outcome(statuses: dict[str, int], ran: Counter[str], keys: list[str]) -> str
     return "; ".join(parts)
 
 
+#: What the running row reported last (taken by the row's report hook in conftest).
+_reported: dict[str, str] = {}
+
+
 def report(row: str, expected: str, observed: str) -> bool:
-    """Record the row (for ``bench.faults``); whether it held."""
-    held = expected == observed
+    """Name the row and what it expected and observed, for ``bench.faults``; whether it
+    held. A row that reports nothing is listed under its test's name."""
+    _reported.update(row=row, expected=expected, observed=observed)
+    return expected == observed
+
+
+def write_row(name: str, passed: bool, failure: str) -> None:
+    """Append the row that just ran to ``FAULTS_REPORT`` (JSON lines), if it is set."""
+    line = {"row": name, "expected": "every assertion holds", "observed": "held"}
+    line.update(_reported)
+    _reported.clear()
+    if not passed:
+        line["observed"] = failure
     path = os.environ.get("FAULTS_REPORT")
     if path:
-        line = {"row": row, "scale": os.environ.get("FAULTS_SCALE", "ci")}
-        line.update(expected=expected, observed=observed, held="yes" if held else "NO")
+        line.update(scale=os.environ.get("FAULTS_SCALE", "ci"), held="yes" if passed else "NO")
         with open(path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
-    return held

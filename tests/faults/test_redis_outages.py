@@ -8,6 +8,7 @@ is what made kombu's cleanup after a lost connection crash the worker (config.ko
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from tests.faults.checks import (
     summary,
 )
 from tests.faults.conftest import FAULT_MARKS, FaultPlatform
-from tests.support.processes import Process, celery_worker, wait_for
+from tests.faults.scale import scale
+from tests.support.processes import Process, celery_beat, celery_worker, wait_for
 from tests.support.runs import attempts, lines, over, run_now
 
 pytestmark = FAULT_MARKS
@@ -64,9 +66,13 @@ def outage(platform: FaultPlatform, worker: Process) -> None:
     """Kill Redis; start it again once the worker has failed to reconnect."""
     log = worker.output()
     losses, refusals, connects = log.count(LOST), log.count(REFUSED), log.count(CONNECTED)
+    down = time.monotonic()
     platform.redis.kill()
     worker.wait_for_output(LOST, 15, times=losses + 1)
     worker.wait_for_output(REFUSED, 15, times=refusals + 1)
+    # The outage's length is the fault itself (bench.faults: 30 s), not a wait for a state.
+    back = down + scale().outage
+    wait_for(lambda: time.monotonic() >= back, scale().outage + 1, "the outage", poll=0.2)
     platform.redis.start()
     worker.wait_for_output(CONNECTED, 30, times=connects + 1)
 
@@ -153,21 +159,30 @@ def test_redis_down_during_a_retry_countdown_back_with_data(fault_platform, send
 
 def test_redis_down_during_a_retry_countdown_back_empty(fault_platform, sender):
     """Redis comes back without the countdown's message: the worker stays up and runs
-    nothing twice; attempt 2 is left queued with no message to deliver it, until beat's
-    outbox republishes a queued run not started within a bound (issue 10, item 5)."""
+    nothing twice; attempt 2, left queued with no message to deliver it, is republished by
+    beat's outbox once it is late, and runs once."""
     platform = fault_platform
     marker = platform.tmp_path / "retry.txt"
     with worker(platform) as w:
         first = cut_during_countdown(platform, sender, w, marker)
-        assert_still_consuming(platform, sender)
-        assert_worker_survived(w)
         # The message is gone with Redis's data: neither in a queue nor unacknowledged.
         client = redis.Redis.from_url(platform.redis.url)
         assert client.llen(platform.queue) == 0 and client.hlen("unacked") == 0
         client.close()
-    [one, two] = attempts(first)
-    assert (one.status, two.status) == (Status.RETRYING, Status.QUEUED)
-    assert job_lines(marker) == ["start attempt=1"]
+        [one, two] = attempts(first)
+        assert (one.status, two.status) == (Status.RETRYING, Status.QUEUED)
+        env = {**platform.env, "SCHEDULER_REPUBLISH_AFTER": "2"}
+        with celery_beat(platform.tmp_path, env):
+            wait_for(lambda: over(first), 40, "attempt 2, republished, to end")
+        assert_still_consuming(platform, sender)
+        assert_worker_survived(w)
+    assert summary(first) == [(1, Status.RETRYING), (2, Status.SUCCEEDED)]
+    assert job_lines(marker) == [
+        "start attempt=1",
+        "start attempt=2",
+        "done attempt=2",
+    ]
+    assert_nothing_left_waiting()
 
 
 # --- (c) while idle ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
 from scheduler.publisher import send_all
 from tests.faults.conftest import FAULT_MARKS
+from tests.faults.scale import scale
 from tests.scheduler.conftest import ManualClock
 from tests.support.processes import celery_beat, celery_worker, wait_for
 
@@ -108,9 +109,13 @@ def nothing_left_waiting() -> None:
 
 def stopped_for_a_while(platform, worker, marker: str) -> None:
     """Stop the cluster, and start it again once the worker has hit the outage."""
+    down = time.monotonic()
     platform.postgres.stop()
     platform.reconnect()
     worker.wait_for_output(marker, timeout=30)
+    # The outage's length is the fault itself (bench.faults: 30 s), not a wait for a state.
+    back = down + scale().outage
+    wait_for(lambda: time.monotonic() >= back, scale().outage + 1, "the outage", poll=0.2)
     platform.postgres.start()
     platform.reconnect()
 
@@ -123,7 +128,7 @@ def test_postgres_down_at_a_jobs_end_records_it_once_and_runs_it_once(fault_plat
         celery_beat(fault_platform.tmp_path, env),
         celery_worker(fault_platform.tmp_path, env, queues=fault_platform.queue) as worker,
     ):
-        first = commit_run(fault_platform, client, {"path": str(marker), "hold": 3})
+        first = commit_run(fault_platform, client, {"path": str(marker), "hold": scale().job})
         wait_for(lambda: lines(marker), 30, "the job to start")
         # The job ends while the database is down: its end waits for it.
         stopped_for_a_while(fault_platform, worker, "not written (")
