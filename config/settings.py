@@ -224,7 +224,7 @@ SCHEDULER_REAPER_GRACE = env_int("SCHEDULER_REAPER_GRACE", 60)
 # Seconds between two heartbeats of a worker's main process; a worker not heard from for
 # SCHEDULER_WORKER_LOST_AFTER seconds is taken for dead by the reaper, its runs lost.
 SCHEDULER_WORKER_HEARTBEAT = env_float("SCHEDULER_WORKER_HEARTBEAT", 10.0)
-SCHEDULER_WORKER_LOST_AFTER = env_float("SCHEDULER_WORKER_LOST_AFTER", 60.0)
+SCHEDULER_WORKER_LOST_AFTER = env_float("SCHEDULER_WORKER_LOST_AFTER", 45.0)
 if not 0 < SCHEDULER_WORKER_HEARTBEAT < SCHEDULER_WORKER_LOST_AFTER:
     raise ImproperlyConfigured(
         f"SCHEDULER_WORKER_HEARTBEAT={SCHEDULER_WORKER_HEARTBEAT} must be above 0 and below "
