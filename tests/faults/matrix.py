@@ -20,8 +20,22 @@ from django.db.models import Count
 
 from scheduler.models import JobRun
 from tests.faults.scale import scale
+from tests.support.processes import Process
+from tests.support.runs import attempts, lines
 
-__all__ = ["executions", "occurrences", "outcome", "report", "scale", "unsettled", "write_row"]
+__all__ = [
+    "assert_nothing_left_waiting",
+    "assert_worker_survived",
+    "executions",
+    "job_lines",
+    "occurrences",
+    "outcome",
+    "report",
+    "scale",
+    "summary",
+    "unsettled",
+    "write_row",
+]
 
 Status = JobRun.Status
 
@@ -61,6 +75,26 @@ def outcome(statuses: dict[str, int], ran: Counter[str], keys: list[str]) -> str
 
 #: What the running row reported last (taken by the row's report hook in conftest).
 _reported: dict[str, str] = {}
+
+
+def assert_nothing_left_waiting() -> None:
+    left = unsettled()
+    assert not left, f"runs left waiting: {left}"
+
+
+def assert_worker_survived(worker: Process) -> None:
+    assert worker.popen.poll() is None, worker.output()[-3000:]
+    assert "Unrecoverable error" not in worker.output()
+
+
+def summary(first: JobRun) -> list[tuple[int, str]]:
+    """(attempt, status) of each attempt of ``first``'s occurrence."""
+    return [(r.attempt, r.status) for r in attempts(first)]
+
+
+def job_lines(path: Path) -> list[str]:
+    """The lines a test job noted, without the process ids."""
+    return [line.split(" pid=")[0] for line in lines(path)]
 
 
 def report(row: str, expected: str, observed: str) -> bool:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from celery import Celery
 
 from scheduler.models import JobRun
-from tests.faults.checks import (
+from tests.faults.conftest import FAULT_MARKS
+from tests.faults.matrix import (
     assert_nothing_left_waiting,
     assert_worker_survived,
     job_lines,
     summary,
 )
-from tests.faults.conftest import FAULT_MARKS
 from tests.support.processes import celery_worker, wait_for
 from tests.support.runs import over, run_now
 from tests.support.servers import rabbitmq_node

@@ -18,13 +18,13 @@ from celery import Celery
 
 from config.broker import transport_options
 from scheduler.models import JobRun
-from tests.faults.checks import (
+from tests.faults.conftest import FAULT_MARKS, FaultPlatform
+from tests.faults.matrix import (
     assert_nothing_left_waiting,
     assert_worker_survived,
     job_lines,
     summary,
 )
-from tests.faults.conftest import FAULT_MARKS, FaultPlatform
 from tests.faults.scale import scale
 from tests.support.processes import Process, celery_beat, celery_worker, wait_for
 from tests.support.runs import attempts, lines, over, run_now

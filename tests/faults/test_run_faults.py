@@ -11,11 +11,9 @@ import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db.models import Q
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.broker import transport_options
@@ -27,7 +25,7 @@ from scheduler.models import JobRun, Schedule
 from scheduler.periodic import save_schedule
 from scheduler.publisher import send_all
 from tests.faults.conftest import FAULT_MARKS
-from tests.faults.scale import scale
+from tests.faults.matrix import assert_nothing_left_waiting, job_lines, scale, summary
 from tests.scheduler.conftest import ManualClock
 from tests.support.processes import celery_beat, celery_worker, wait_for
 
@@ -35,7 +33,6 @@ pytestmark = FAULT_MARKS
 Status = JobRun.Status
 #: Heartbeats every second, a worker silent for 5 s is dead (the defaults: 10 s and 60 s).
 FAST_LIVENESS = {"SCHEDULER_WORKER_HEARTBEAT": "1", "SCHEDULER_WORKER_LOST_AFTER": "5"}
-WAITING = (Status.PENDING, Status.QUEUED, Status.RUNNING)
 
 
 @pytest.fixture
@@ -86,25 +83,8 @@ def commit_run(platform, app: Celery, params: dict, publisher=None) -> JobRun:
     return run
 
 
-def lines(path: Path) -> list[str]:
-    """What the job noted, without pids."""
-    if not path.exists():
-        return []
-    return [line.split(" pid=")[0] for line in path.read_text().splitlines()]
-
-
-def attempts(first: JobRun) -> list[tuple[int, str]]:
-    runs = JobRun.objects.filter(Q(pk=first.pk) | Q(occurrence=first)).order_by("attempt")
-    return [(r.attempt, r.status) for r in runs]
-
-
 def status_of(run: JobRun) -> str | None:
     return JobRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-
-
-def nothing_left_waiting() -> None:
-    left = list(JobRun.objects.filter(status__in=WAITING).values_list("pk", "status"))
-    assert left == [], f"runs left waiting: {left}"
 
 
 def stopped_for_a_while(platform, worker, marker: str) -> None:
@@ -129,7 +109,7 @@ def test_postgres_down_at_a_jobs_end_records_it_once_and_runs_it_once(fault_plat
         celery_worker(fault_platform.tmp_path, env, queues=fault_platform.queue) as worker,
     ):
         first = commit_run(fault_platform, client, {"path": str(marker), "hold": scale().job})
-        wait_for(lambda: lines(marker), 30, "the job to start")
+        wait_for(lambda: job_lines(marker), 30, "the job to start")
         # The job ends while the database is down: its end waits for it.
         stopped_for_a_while(fault_platform, worker, "not written (")
         wait_for(lambda: status_of(first) == Status.SUCCEEDED, 60, "the end to be recorded")
@@ -137,9 +117,9 @@ def test_postgres_down_at_a_jobs_end_records_it_once_and_runs_it_once(fault_plat
         # not happen is a rerun): the reaper in beat must leave a live worker's run alone.
         deadline = time.monotonic() + 8
         wait_for(lambda: time.monotonic() > deadline, 10, "the reaper's passes", poll=0.5)
-    assert attempts(first) == [(1, Status.SUCCEEDED)]
-    assert lines(marker) == ["start attempt=1", "done attempt=1"]
-    nothing_left_waiting()
+    assert summary(first) == [(1, Status.SUCCEEDED)]
+    assert job_lines(marker) == ["start attempt=1", "done attempt=1"]
+    assert_nothing_left_waiting()
 
 
 def test_postgres_down_at_a_jobs_start_runs_it_later_exactly_once(fault_platform, client):
@@ -153,13 +133,13 @@ def test_postgres_down_at_a_jobs_start_runs_it_later_exactly_once(fault_platform
         fault_platform.reconnect()
         send_all(client, held.messages, [])  # delivered while the start cannot be written
         worker.wait_for_output("start not written (", timeout=30)
-        assert lines(marker) == []  # the job waits: it never runs unrecorded
+        assert job_lines(marker) == []  # the job waits: it never runs unrecorded
         fault_platform.postgres.start()
         fault_platform.reconnect()
         wait_for(lambda: status_of(first) == Status.SUCCEEDED, 60, "the run")
-    assert attempts(first) == [(1, Status.SUCCEEDED)]
-    assert lines(marker) == ["start attempt=1", "done attempt=1"]
-    nothing_left_waiting()
+    assert summary(first) == [(1, Status.SUCCEEDED)]
+    assert job_lines(marker) == ["start attempt=1", "done attempt=1"]
+    assert_nothing_left_waiting()
 
 
 # --- a whole worker killed -------------------------------------------------------------------
@@ -169,7 +149,7 @@ def test_a_killed_worker_is_noticed_by_its_missing_heartbeats(fault_platform, cl
     with celery_beat(fault_platform.tmp_path, env):
         with celery_worker(fault_platform.tmp_path, env, queues=fault_platform.queue) as doomed:
             first = commit_run(fault_platform, client, {"path": str(marker), "hold": 30})
-            wait_for(lambda: lines(marker), 30, "the first attempt to start")
+            wait_for(lambda: job_lines(marker), 30, "the first attempt to start")
             os.killpg(doomed.popen.pid, signal.SIGKILL)
             doomed.popen.wait(10)
             killed = time.monotonic()
@@ -179,11 +159,11 @@ def test_a_killed_worker_is_noticed_by_its_missing_heartbeats(fault_platform, cl
         lost = JobRun.objects.get(pk=first.pk)
         assert "stopped sending heartbeats" in lost.error_message
         with celery_worker(fault_platform.tmp_path, env, queues=fault_platform.queue):
-            wait_for(lambda: attempts(first)[-1] == (2, Status.SUCCEEDED), 30, "the rerun")
+            wait_for(lambda: summary(first)[-1] == (2, Status.SUCCEEDED), 30, "the rerun")
     assert noticed < 5 + 1 + 3  # lost after 5 s, a pass every second, some slack
-    assert attempts(first) == [(1, Status.LOST), (2, Status.SUCCEEDED)]
-    assert lines(marker) == ["start attempt=1", "start attempt=2", "done attempt=2"]
-    nothing_left_waiting()
+    assert summary(first) == [(1, Status.LOST), (2, Status.SUCCEEDED)]
+    assert job_lines(marker) == ["start attempt=1", "start attempt=2", "done attempt=2"]
+    assert_nothing_left_waiting()
 
 
 # --- messages that vanish or that no worker can run ---------------------------------------------
@@ -198,9 +178,9 @@ def test_a_run_whose_message_redis_lost_is_republished_and_runs_once(fault_platf
             wait_for(lambda: status_of(first) == Status.SUCCEEDED, 40, "the republished run")
     run = JobRun.objects.get(pk=first.pk)
     assert run.republished >= 1
-    assert attempts(first) == [(1, Status.SUCCEEDED)]
-    assert lines(marker) == ["start attempt=1", "done attempt=1"]
-    nothing_left_waiting()
+    assert summary(first) == [(1, Status.SUCCEEDED)]
+    assert job_lines(marker) == ["start attempt=1", "done attempt=1"]
+    assert_nothing_left_waiting()
 
 
 def test_a_task_no_worker_knows_is_recorded_failed(fault_platform, client):
@@ -223,4 +203,4 @@ def test_a_task_no_worker_knows_is_recorded_failed(fault_platform, client):
     run.refresh_from_db()
     assert run.error_type == "NotRegistered"
     assert run.error_message == "no worker knows task 'tests.no_such_task'"
-    nothing_left_waiting()
+    assert_nothing_left_waiting()
