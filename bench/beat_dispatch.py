@@ -46,7 +46,8 @@ AUTO_BURST_MAX = 20_000
 OURS_LIMIT = 300.0
 #: Quiet seconds after the last due message before a burst run ends: one beat, two beats.
 #: Two beats wait out a full republish period (REPUBLISH_AFTER + SWEEP_EVERY in
-#: scheduler.dispatch / scheduler.beat), so a late duplicate from a sweep would be seen.
+#: scheduler.beat.dispatch / scheduler.beat.scheduler), so a late duplicate from a sweep
+#: would be seen.
 SETTLE = {1: 2.0, 2: 16.0}
 #: Seconds a raw round needs (start-up included), with a margin, before a burst's due time.
 RAW_ROOM = 10.0

@@ -87,7 +87,7 @@ class Databases:
 
 def seed(rows: Iterable[tuple[str, Cron]], queue: str) -> int:
     """Insert one PeriodicTask with its own CrontabSchedule (UTC) per ``(name, cron)``, as
-    ``scheduler.periodic.save_schedule`` lays them out, with ``bulk_create``; then tell
+    ``scheduler.schedules.periodic.save_schedule`` lays them out, with ``bulk_create``; then tell
     django-celery-beat (``PeriodicTasks.update_changed``) and refresh the planner's statistics.
     """
     from django.db import connection, transaction

@@ -82,13 +82,13 @@ def cases(schedule_id: int, probe_name: str) -> list[Case]:
 
 # --- seeding --------------------------------------------------------------------------------
 def seed_schedules(n: int) -> None:
-    """``n`` schedules with their cron entries, as ``scheduler.periodic.save_schedule`` lays
-    them out, with bulk_create."""
+    """``n`` schedules with their cron entries, as
+    ``scheduler.schedules.periodic.save_schedule`` lays them out, with bulk_create."""
     from django.db import transaction
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
     from jobs_catalog.models import JobDefinition
-    from scheduler.models import Schedule
+    from scheduler.schedules.models import Schedule
 
     jobs = {d.name: d for d in JobDefinition.objects.filter(name__in=JOBS)}
     with transaction.atomic():
@@ -295,9 +295,10 @@ def run_cases(opts: argparse.Namespace, version: str | None) -> list[dict[str, A
     from django.test import Client
     from django.urls import clear_url_caches
 
-    from scheduler.models import Schedule
+    from scheduler.schedules.models import Schedule
 
     # Not setup_test_environment(): its instrumented template rendering would be timed too.
+
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     settings.ROOT_URLCONF = "bench.history_site"
     clear_url_caches()
@@ -341,8 +342,8 @@ def run_prune(opts: argparse.Namespace) -> dict[str, Any]:
 
     from django.db import connection
 
-    from scheduler.models import JobRun
-    from scheduler.retention import prune_history
+    from scheduler.runs.models import JobRun
+    from scheduler.runs.retention import prune_history
 
     before = JobRun.objects.count()
     started = time.perf_counter()

@@ -13,9 +13,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path
 
-from scheduler.admin import ScheduleAdmin
-from scheduler.history_admin import LIST_FIELDS, JobRunAdmin
-from scheduler.models import JobRun, Schedule
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
+from scheduler.web.admin import ScheduleAdmin
+from scheduler.web.history_admin import LIST_FIELDS, JobRunAdmin
 
 
 class CountingChangeList(ChangeList):

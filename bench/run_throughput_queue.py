@@ -33,10 +33,11 @@ def main() -> int:
 
 def queue_runs(app, runs: int, queue: str) -> None:
     from jobs_catalog.models import JobDefinition
+    from scheduler.beat.dispatch import Dispatcher
     from scheduler.clock import SystemClock
-    from scheduler.dispatch import Dispatcher
-    from scheduler.models import JobRun, Schedule
-    from scheduler.periodic import save_schedule
+    from scheduler.runs.models import JobRun
+    from scheduler.schedules.models import Schedule
+    from scheduler.schedules.periodic import save_schedule
 
     schedule = save_schedule(
         Schedule(
@@ -52,7 +53,7 @@ def queue_runs(app, runs: int, queue: str) -> None:
     times = [start + timedelta(minutes=i) for i in range(runs)]
     dispatcher = Dispatcher(app, SystemClock())
     for i in range(0, runs, CHUNK):
-        dispatcher.enqueue(schedule, times[i : i + CHUNK], JobRun.Trigger.BACKFILL)
+        dispatcher.outbox.enqueue(schedule, times[i : i + CHUNK], JobRun.Trigger.BACKFILL)
     queued = JobRun.objects.filter(schedule=schedule, status=JobRun.Status.QUEUED).count()
     if queued != runs:
         raise SystemExit(f"queued {queued} runs, expected {runs}")

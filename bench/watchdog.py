@@ -8,7 +8,7 @@ make, measured in the same run.
     python -m bench.watchdog --scale 2000 --passes 5   # a quick smoke (~15 s)
 
 Per size it seeds, in a database of its own: the schedules with their django-celery-beat rows
-and beat entries (``scheduler.entries.reconcile``, as beat's start-up makes them), alert
+and beat entries (``scheduler.beat.entries.reconcile``, as beat's start-up makes them), alert
 policies, and ``--history`` runs per schedule (COPY, indexes built afterwards, VACUUM
 ANALYZE) in which a fixed set of schedules is in trouble: a stuck queue, beat behind on a few
 entries, runs hung past their maximum runtime. Then it times passes in this process (the
@@ -196,15 +196,16 @@ def policies(t: Trouble) -> dict[int, dict[str, Any]]:
 
 
 def seed_schedules(n: int) -> list[Any]:
-    """``n`` schedules laid out as ``scheduler.periodic.save_schedule`` does (crontab in the
-    schedule's zone, task named ``schedule:<id>:<name>`` with the schedule header), with
-    bulk_create; ids are given, so the rows point at each other without a second write."""
+    """``n`` schedules laid out as ``scheduler.schedules.periodic.save_schedule`` does
+    (crontab in the schedule's zone, task named ``schedule:<id>:<name>`` with the schedule
+    header), with bulk_create; ids are given, so the rows point at each other without a second
+    write."""
     from django.db import connection, transaction
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
     from jobs_catalog.models import JobDefinition
-    from scheduler import cron
-    from scheduler.models import Schedule
+    from scheduler.policies import cron
+    from scheduler.schedules.models import Schedule
 
     jobs = {d.name: d for d in JobDefinition.objects.filter(name__in=JOBS)}
     if Schedule.objects.exists() or PeriodicTask.objects.exists():
@@ -266,7 +267,7 @@ def seed_schedules(n: int) -> list[Any]:
 
 
 def seed_policies_and_channel(t: Trouble) -> None:
-    from scheduler.alert_models import AlertChannel, AlertPolicy
+    from scheduler.alerts.models import AlertChannel, AlertPolicy
 
     AlertPolicy.objects.bulk_create(
         [AlertPolicy(schedule_id=i + 1, **fields) for i, fields in sorted(policies(t).items())],
@@ -281,7 +282,7 @@ def seed_policies_and_channel(t: Trouble) -> None:
 def fires_by_key(n: int, now: datetime, history: int) -> dict[tuple[str, str], list[datetime]]:
     """The last ``history`` fire times at or before ``now`` of every (cron, zone) in use, by
     the platform's own cron engine."""
-    from scheduler import cron
+    from scheduler.policies import cron
 
     reaches = dict(KINDS)
     out: dict[tuple[str, str], list[datetime]] = {}
@@ -313,8 +314,8 @@ def runs_of(
     fleet: Fleet, t: Trouble, fires: dict[tuple[str, str], list[datetime]], rng: random.Random
 ) -> Iterator[str]:
     """COPY lines of every schedule's history; fills in what a pass must find."""
-    from scheduler.alerts import config
-    from scheduler.jitter import jitter_offset
+    from scheduler.alerts import effective as config
+    from scheduler.policies.jitter import jitter_offset
 
     now = fleet.now
     overrides = policies(t)
@@ -443,10 +444,10 @@ def seed_runs(
 def seed_entries(fleet: Fleet, t: Trouble, fires: dict[tuple[str, str], list[datetime]]) -> None:
     """Beat entries as beat's start-up makes them (next fire after now), then the entries beat
     is behind on: still due at their first fire since BEHIND_SINCE."""
-    from scheduler import entries
-    from scheduler.alerts import config
-    from scheduler.jitter import jitter_offset
-    from scheduler.models import BeatEntry
+    from scheduler.alerts import effective as config
+    from scheduler.beat import entries
+    from scheduler.beat.models import BeatEntry
+    from scheduler.policies.jitter import jitter_offset
 
     entries.reconcile(fleet.now)
     grace = config.defaults().grace
@@ -492,10 +493,12 @@ def per_schedule_scan(now: datetime) -> tuple[dict[int, Any], list[Any]]:
     from croniter import croniter
     from django.db.models import Max
 
-    from scheduler.alert_models import AlertPolicy
-    from scheduler.alerts import config, evaluate, rules
-    from scheduler.jitter import jitter_offset
-    from scheduler.models import JobRun, Schedule
+    from scheduler.alerts import effective as config
+    from scheduler.alerts import evaluate, rules
+    from scheduler.alerts.models import AlertPolicy
+    from scheduler.policies.jitter import jitter_offset
+    from scheduler.runs.models import JobRun
+    from scheduler.schedules.models import Schedule
 
     status = JobRun.Status
     defaults = config.defaults()
@@ -615,7 +618,7 @@ def reads(sql: list[str]) -> list[str]:
 
 def reset_incidents() -> None:
     """Back to before the first pass: no incidents, no deliveries."""
-    from scheduler.alert_models import AlertDelivery, Incident
+    from scheduler.alerts.models import AlertDelivery, Incident
 
     AlertDelivery.objects.all().delete()
     Incident.objects.all().delete()
@@ -624,7 +627,7 @@ def reset_incidents() -> None:
 def deliveries_sent(now: datetime) -> None:
     """What the alert task would do with the deliveries a pass queued (no worker runs here),
     so later passes do not find them unsent."""
-    from scheduler.alert_models import AlertDelivery
+    from scheduler.alerts.models import AlertDelivery
 
     AlertDelivery.objects.filter(status=AlertDelivery.Status.PENDING).update(
         status=AlertDelivery.Status.SENT, sent_at=now, attempts=1
@@ -706,7 +709,7 @@ def check_found(case: str, report: Any, fleet: Fleet, first: bool, storm: bool) 
 def incident_counts() -> dict[str, int]:
     from django.db.models import Count
 
-    from scheduler.alert_models import AlertDelivery, Incident
+    from scheduler.alerts.models import AlertDelivery, Incident
 
     by_kind = dict(
         Incident.objects.filter(resolved_at__isnull=True)
@@ -764,7 +767,7 @@ MODES = (Mode("ours", None), Mode("ours_per_schedule", 0))
 def measure_size(opts: argparse.Namespace, fleet: Fleet, context: dict) -> list[dict]:
     from django.conf import settings
 
-    from scheduler.alerts import config
+    from scheduler.alerts import effective as config
 
     now = fleet.now
     interval = settings.ALERTS_WATCHDOG_INTERVAL

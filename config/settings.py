@@ -193,7 +193,7 @@ if JOBS_CATALOG_HEARTBEAT <= 0:
     )
 
 # What runs around every catalog job on the worker (see jobs_catalog.middleware).
-JOBS_TASK_MIDDLEWARE = ["scheduler.worker.OccurrenceMiddleware"]
+JOBS_TASK_MIDDLEWARE = ["scheduler.runs.worker.OccurrenceMiddleware"]
 
 # --- Scheduler ------------------------------------------------------------------------------
 # Seconds: occurrences of a plain django-celery-beat entry missed by longer than this (beat
@@ -293,7 +293,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # If the broker connection drops, a running job goes on to its end: its outcome is written to
 # the database, which needs no broker. Its message may be delivered again (RabbitMQ requeues
 # it at once, Redis after the visibility timeout); the worker drops that delivery (the run is
-# over, or still running in this worker: scheduler.running_here). Cancelling instead would
+# over, or still running in this worker: scheduler.runs.running_here). Cancelling instead would
 # kill the job halfway and record it failed, and the redelivery would then be dropped too.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -307,7 +307,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = JOBS_DEFAULT_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOBS_DEFAULT_TIME_LIMIT
 # Celery's Django fixup would otherwise close every database connection (and the whole
 # psycopg pool) around every task, so each run would open a new connection; instead the
-# worker hands connections back to the pool after each task (scheduler.celery_signals), and the
+# worker hands connections back to the pool after each task (scheduler.runs.plain_tasks), and the
 # fixup recycles everything only every this many tasks.
 CELERY_DB_REUSE_MAX = 1000
 # Recycle worker children: a leaky plugin cannot grow without bound. By memory first (KiB of
@@ -330,8 +330,8 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"}
     },
-    # A running job's secret parameter values never reach the logs (scheduler.log_redaction).
-    "filters": {"secrets": {"()": "scheduler.log_redaction.SecretFilter"}},
+    # A running job's secret parameter values never reach the logs (scheduler.runs.log_redaction).
+    "filters": {"secrets": {"()": "scheduler.runs.log_redaction.SecretFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -350,7 +350,7 @@ if SENTRY_DSN:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
 
-    from scheduler.log_redaction import scrub_sentry_event
+    from scheduler.runs.log_redaction import scrub_sentry_event
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,

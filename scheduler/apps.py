@@ -9,13 +9,11 @@ class SchedulerConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from scheduler import (  # noqa: F401
-            celery_signals,  # records runs, in workers only
-            checks,
-            periodic,  # keeps cron entries in step
-        )
+        from scheduler import checks  # noqa: F401
         from scheduler.alerts import setup as alerts
-        from scheduler.signals import create_platform_schedules
+        from scheduler.runs import plain_tasks  # noqa: F401  (records plain tasks' runs, in workers only)
+        from scheduler.schedules import periodic  # noqa: F401  (keeps cron entries in step)
+        from scheduler.schedules.platform_schedules import create_platform_schedules
 
         post_migrate.connect(create_platform_schedules, sender=self)
         alerts.connect()

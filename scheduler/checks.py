@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from scheduler import cron
+from scheduler.policies import cron
 
 
 @checks.register("scheduler")

@@ -11,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from jobs_catalog import JobContext, Param, job
-from scheduler import retention
+from scheduler.runs import retention
 
 PRUNE_JOB = "builtin.prune_run_history"
 

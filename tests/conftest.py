@@ -26,7 +26,7 @@ def _no_job_secrets_after_the_test():
     """A job run in-process leaves its secrets masked in the logs until its Celery task's
     end, which a test calling the task directly never reaches: each test starts clean."""
     yield
-    from scheduler import log_redaction
+    from scheduler.runs import log_redaction
 
     log_redaction.use(None)
 

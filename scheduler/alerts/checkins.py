@@ -26,11 +26,12 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from jobs_catalog.registry import registry
-from scheduler.alert_models import AlertChannel
-from scheduler.alerts import config
+from scheduler.alerts import effective as config
 from scheduler.alerts.channels.sentry import async_client
+from scheduler.alerts.models import AlertChannel
 from scheduler.alerts.rules import FAILED_STATUSES, SUCCEEDED, Policy
-from scheduler.models import JobRun, Schedule
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 logger = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("8d4f5a52-8a0e-4c55-9a43-5f7e6c1f2b10")

@@ -5,7 +5,7 @@ asks :mod:`scheduler.alerts.rules`, and opens, counts or resolves through
 Policies and channels are read from the database here, never from a cache: these functions
 run only when something failed, is open, or the watchdog found something, and a channel or
 policy just saved in any process must count at once. The channels are read at most once per
-call (:class:`scheduler.alerts.config.Channels`), and only if something is announced."""
+call (:class:`scheduler.alerts.effective.Channels`), and only if something is announced."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from functools import partial
 
 from django.conf import settings
 
-from scheduler.alert_models import AlertDelivery, Incident
-from scheduler.alerts import config, messages, rules
+from scheduler.alerts import effective as config
+from scheduler.alerts import messages, rules
 from scheduler.alerts.incidents import (
     PLATFORM_MISSED,
     Announcement,
@@ -27,7 +27,9 @@ from scheduler.alerts.incidents import (
     schedule_key,
     touch,
 )
-from scheduler.models import JobRun, Schedule
+from scheduler.alerts.models import AlertDelivery, Incident
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 Kind = Incident.Kind
 Event = AlertDelivery.Event

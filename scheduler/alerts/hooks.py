@@ -1,4 +1,4 @@
-"""Alerting's receivers of the run events (:mod:`scheduler.run_events`).
+"""Alerting's receivers of the run events (:mod:`scheduler.runs.events`).
 
 Cheap by design, since they run in every job's process: a run that starts costs no query
 unless a Sentry channel exists (then its check-in is queued); a run that ends costs none
@@ -11,20 +11,24 @@ commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import sentry_sdk
 from django.db import transaction
 
-from scheduler.alerts import checkins, config, evaluate
+from scheduler.alerts import checkins, evaluate
+from scheduler.alerts import effective as config
 from scheduler.alerts.incidents import any_open, open_of
 from scheduler.alerts.rules import FAILED_STATUSES
 from scheduler.alerts.sentry_scope import tag_run
 from scheduler.clock import get_clock
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
+#: The fact read with every start (``facts`` of a run's end): its schedule has an open incident.
+INCIDENT_OPEN = "incident_open"
 
 
 def on_run_started(
@@ -44,11 +48,12 @@ def on_run_finished(
     run_id: int,
     schedule_id: int | None,
     status: str,
-    incident_open: bool | None = None,
+    facts: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
     if schedule_id is None:
         return
+    incident_open = (facts or {}).get(INCIDENT_OPEN)
     failed, skipped = status in FAILED_STATUSES, status == Status.SKIPPED
     # A run that did not fail needs the incidents only when one is open: known from its
     # start (an incident opened while it ran waits for the next run's end, or, too long,

@@ -22,11 +22,12 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from scheduler import recording
-from scheduler.alert_models import AlertChannel, AlertDelivery, Incident
 from scheduler.alerts import messages
 from scheduler.alerts.channels import takes
-from scheduler.models import JobRun, Schedule
+from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident
+from scheduler.runs import recording
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 logger = logging.getLogger(__name__)
 Kind = Incident.Kind

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jobs_catalog.registry import registry
-from scheduler.redaction import Redactor, secret_leaves
+from scheduler.runs.redaction import Redactor, secret_leaves
 
 #: Shorter values are not masked inside text (masking "1" would garble every message); a
 #: secret that short is no secret.

@@ -13,9 +13,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from scheduler.alert_models import Incident
 from scheduler.alerts.masking import scrub, secret_values
-from scheduler.models import JobRun, Schedule
+from scheduler.alerts.models import Incident
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 Kind = Incident.Kind
 #: Longest error text an alert carries (the run's page has all of it).

@@ -6,12 +6,20 @@ from __future__ import annotations
 from celery.signals import worker_ready, worker_shutdown
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from scheduler import run_events
-from scheduler.alert_models import AlertChannel, AlertPolicy
-from scheduler.alerts import config, hooks, tasks, watchdog_runner  # noqa: F401  (tasks: registered)
+from scheduler.alerts import effective as config
+from scheduler.alerts import hooks, tasks, watchdog_runner  # noqa: F401  (tasks: registered)
+from scheduler.alerts.models import AlertChannel, AlertPolicy, Incident
+from scheduler.runs import events as run_events
 
 
 def connect() -> None:
+    # Whether a run's schedule has an open incident (that a success would resolve) is asked
+    # at every end; read with the start, in the statement the worker makes anyway.
+    run_events.read_at_start(
+        hooks.INCIDENT_OPEN,
+        f"EXISTS (SELECT 1 FROM {Incident._meta.db_table} i"
+        " WHERE i.schedule_id = {run}.schedule_id AND i.resolved_at IS NULL)",
+    )
     run_events.run_started.connect(hooks.on_run_started, dispatch_uid="alerts.started")
     run_events.run_finished.connect(hooks.on_run_finished, dispatch_uid="alerts.finished")
     run_events.runs_not_started.connect(

@@ -20,10 +20,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs_catalog.retry import backoff_delay
-from scheduler.alert_models import AlertChannel, AlertDelivery
 from scheduler.alerts.channels import channel_for
 from scheduler.alerts.channels.base import safe_reason
 from scheduler.alerts.messages import Alert
+from scheduler.alerts.models import AlertChannel, AlertDelivery
 
 logger = logging.getLogger(__name__)
 Status = AlertDelivery.Status

@@ -22,10 +22,13 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from scheduler.alert_models import Incident
-from scheduler.alerts import config, evaluate, rules, tasks
-from scheduler.jitter import jitter_offset
-from scheduler.models import BeatEntry, JobRun, Schedule
+from scheduler.alerts import effective as config
+from scheduler.alerts import evaluate, rules, tasks
+from scheduler.alerts.models import Incident
+from scheduler.beat.models import BeatEntry
+from scheduler.policies.jitter import jitter_offset
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from scheduler.alert_models import WatchdogLease
 from scheduler.alerts import watchdog
+from scheduler.alerts.models import WatchdogLease
 from scheduler.clock import Clock, get_clock
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ seals them later where the code is. Reversible: going back opens every sealed va
 from django.db import migrations
 
 from jobs_catalog.secrets import seal_params, unseal_params
-from scheduler.secret_storage import rewrite_schedules
+from scheduler.schedules.secret_storage import rewrite_schedules
 
 
 def _models(apps):

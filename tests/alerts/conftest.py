@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 
 from jobs_catalog.models import JobDefinition
-from scheduler.alert_models import AlertChannel, AlertPolicy
-from scheduler.alerts import config
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.alerts import effective as config
+from scheduler.alerts.models import AlertChannel, AlertPolicy
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.scheduler.conftest import ManualClock, queue_name  # noqa: F401  (fixture)
 from tests.support.receivers import SentryReceiver, SmtpReceiver, WebhookReceiver
 

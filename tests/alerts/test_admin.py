@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from scheduler.alert_models import AlertChannel, AlertDelivery, AlertPolicy, Incident
 from scheduler.alerts.incidents import open_incident, schedule_key
-from scheduler.models import JobRun
+from scheduler.alerts.models import AlertChannel, AlertDelivery, AlertPolicy, Incident
+from scheduler.runs.models import JobRun
 from tests.alerts.conftest import SIGNING, TOKEN
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ import pytest
 import sentry_sdk
 from django.utils import timezone
 
-from scheduler import run_events
-from scheduler.alert_models import AlertChannel, AlertDelivery, Incident
 from scheduler.alerts import checkins, tasks
 from scheduler.alerts.channels.sentry import async_client
+from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident
 from scheduler.alerts.tasks import send_delivery
-from scheduler.models import JobRun
+from scheduler.runs import events as run_events
+from scheduler.runs.models import JobRun
 from tests.alerts.conftest import SIGNING, TOKEN, policy
 from tests.scheduler.conftest import drain
 from tests.support.receivers import WebhookReceiver, wait_until
@@ -241,7 +241,7 @@ def test_sentry_crons_check_ins_carry_the_schedules_monitor_config(
 
 
 def test_without_a_maximum_runtime_sentry_gets_the_jobs_time_limit(make_schedule, channels):
-    from scheduler.alerts import config
+    from scheduler.alerts import effective as config
 
     schedule = make_schedule(job="tests.sleep", params={})
     assert checkins.monitor_config(schedule, config.policy_for(schedule.pk))["max_runtime"] == 1

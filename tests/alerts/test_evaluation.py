@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from scheduler import run_events
-from scheduler.alert_models import AlertChannel, AlertDelivery, Incident
-from scheduler.alerts import config
-from scheduler.models import JobRun
+from scheduler.alerts import effective as config
+from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident
+from scheduler.runs import events as run_events
+from scheduler.runs.models import JobRun
 from tests.alerts.conftest import TOKEN, policy
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +226,9 @@ def test_a_run_that_needs_no_alert_costs_at_most_one_query(make_schedule, make_r
         assert "scheduler_incident" in queries[0]["sql"]
     # A worker knows from the run's start that nothing was open: no query at all.
     with CaptureQueriesContext(connection) as known:
-        run_events.finished(started.pk, Status.SUCCEEDED, started.schedule_id, incident_open=False)
+        run_events.finished(
+            started.pk, Status.SUCCEEDED, started.schedule_id, facts={"incident_open": False}
+        )
     assert len(known) == 0
 
 
@@ -237,7 +239,7 @@ def test_a_success_whose_start_saw_an_open_incident_resolves_it(
     finish(make_run(schedule, Status.FAILED))
     assert Incident.objects.get().is_open
     ok = make_run(schedule, Status.SUCCEEDED)
-    run_events.finished(ok.pk, Status.SUCCEEDED, schedule.pk, incident_open=True)
+    run_events.finished(ok.pk, Status.SUCCEEDED, schedule.pk, facts={"incident_open": True})
     assert not Incident.objects.get().is_open
 
 

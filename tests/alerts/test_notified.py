@@ -14,11 +14,13 @@ from datetime import timedelta
 import pytest
 from django.apps import apps
 
-from scheduler import run_events
-from scheduler.alert_models import AlertChannel, AlertDelivery, AlertPolicy, Incident
-from scheduler.alerts import config, watchdog
+from scheduler.alerts import effective as config
+from scheduler.alerts import watchdog
 from scheduler.alerts.channels import takes
-from scheduler.models import BeatEntry, JobRun
+from scheduler.alerts.models import AlertChannel, AlertDelivery, AlertPolicy, Incident
+from scheduler.beat.models import BeatEntry
+from scheduler.runs import events as run_events
+from scheduler.runs.models import JobRun
 from tests.alerts.conftest import policy
 
 pytestmark = pytest.mark.django_db

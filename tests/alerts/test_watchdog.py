@@ -12,12 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from scheduler import run_events
-from scheduler.alert_models import AlertChannel, AlertDelivery, Incident, WatchdogLease
 from scheduler.alerts import watchdog, watchdog_runner
 from scheduler.alerts.incidents import PLATFORM_MISSED
-from scheduler.jitter import jitter_offset
-from scheduler.models import BeatEntry, JobRun
+from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident, WatchdogLease
+from scheduler.beat.models import BeatEntry
+from scheduler.policies.jitter import jitter_offset
+from scheduler.runs import events as run_events
+from scheduler.runs.models import JobRun
 from tests.alerts.conftest import policy
 
 pytestmark = pytest.mark.django_db

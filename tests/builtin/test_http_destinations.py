@@ -140,7 +140,7 @@ def test_public_addresses_and_names_pass_validation(defaults, job):
 
 
 def test_the_schedule_form_shows_the_refusal_on_the_url_field(defaults, db):
-    from scheduler.forms import schedule_form_class
+    from scheduler.web.forms import schedule_form_class
 
     definition = JobDefinition.objects.get(name=NAME)
     form = schedule_form_class(definition, editing=False)(

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs_catalog.discovery import ENTRY_POINT_GROUP, discover
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 
 
 def use_plugins(monkeypatch, fresh_registry, *modules: str):

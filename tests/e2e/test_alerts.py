@@ -22,11 +22,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs_catalog.models import JobDefinition
-from scheduler.alert_models import AlertChannel, AlertDelivery, AlertPolicy, Incident
+from scheduler.alerts.models import AlertChannel, AlertDelivery, AlertPolicy, Incident
+from scheduler.beat.dispatch import Dispatcher
 from scheduler.clock import FileClock, SystemClock
-from scheduler.dispatch import Dispatcher
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.support.processes import celery_beat, celery_worker, wait_for
 from tests.support.receivers import SentryReceiver, SmtpReceiver, WebhookReceiver
 
@@ -96,7 +98,7 @@ def test_a_failing_schedule_alerts_once_per_channel_and_once_more_when_it_recove
         dispatcher = Dispatcher(client_app, SystemClock())
 
         def run_once(expect) -> JobRun:
-            [first] = dispatcher.enqueue(schedule, [timezone.now()], JobRun.Trigger.MANUAL)
+            [first] = dispatcher.outbox.enqueue(schedule, [timezone.now()], JobRun.Trigger.MANUAL)
             wait_for(lambda: ended(first, expect), 40, f"the run to end {expect}")
             return first
 
@@ -199,7 +201,7 @@ def test_a_slow_job_alerts_while_it_still_runs(platform, client_app, tmp_path):
         )
         env = alert_env(platform, SCHEDULER_CLOCK="system")
         with celery_worker(tmp_path, env, queues=platform.queue, concurrency=2):
-            [run] = Dispatcher(client_app, SystemClock()).enqueue(
+            [run] = Outbox(client_app, SystemClock()).enqueue(
                 schedule, [timezone.now()], JobRun.Trigger.MANUAL
             )
             wait_for(lambda: hook.hooks, 20, "the too-long alert")
@@ -233,7 +235,7 @@ def test_a_channel_added_after_the_worker_warmed_up_gets_the_very_next_alert(
     dispatcher = Dispatcher(client_app, clock)
 
     def run_once(expect) -> JobRun:
-        [first] = dispatcher.enqueue(schedule, [clock.now()], JobRun.Trigger.MANUAL)
+        [first] = dispatcher.outbox.enqueue(schedule, [clock.now()], JobRun.Trigger.MANUAL)
         wait_for(lambda: ended(first, expect), 40, f"the run to end {expect}")
         return first
 

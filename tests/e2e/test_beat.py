@@ -13,8 +13,10 @@ import pytest
 from django.db import connection
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import BeatEntry, JobRun, MisfirePolicy, OverlapPolicy, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.beat.models import BeatEntry
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import MisfirePolicy, OverlapPolicy, Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.support.processes import celery_beat, celery_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

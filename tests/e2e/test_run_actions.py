@@ -7,11 +7,13 @@ import pytest
 from django.utils import timezone
 
 from jobs_catalog.models import JobDefinition
+from scheduler.beat.dispatch import Dispatcher
 from scheduler.clock import SystemClock
-from scheduler.dispatch import Dispatcher
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
-from scheduler.run_actions import cancel_run, retry_run
+from scheduler.runs.actions import cancel_run, retry_run
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.support.processes import celery_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,12 +38,12 @@ def test_cancelling_a_running_run_kills_its_job(platform, client_app):
     quick = schedule_of(platform, "quick", "tests.touch_file", {"path": str(marker)})
     dispatcher = Dispatcher(client_app, SystemClock())
     with celery_worker(platform.tmp_path, platform.env, queues=platform.queue) as worker:
-        [run] = dispatcher.enqueue(slow, [timezone.now()], JobRun.Trigger.MANUAL)
+        [run] = dispatcher.outbox.enqueue(slow, [timezone.now()], JobRun.Trigger.MANUAL)
         wait_for(lambda: status(run) == Status.RUNNING, 30, "the slow run to start")
         result = cancel_run(run.pk, None, app=client_app)
         assert result.warning == "" and result.run.status == Status.CANCELLED
         worker.wait_for_output(f"Terminating {run.task_id}", timeout=15)
-        dispatcher.enqueue(quick, [timezone.now()], JobRun.Trigger.MANUAL)
+        dispatcher.outbox.enqueue(quick, [timezone.now()], JobRun.Trigger.MANUAL)
         wait_for(marker.exists, 30, "the next job to run")
     cancelled = JobRun.objects.get(pk=run.pk)
     assert cancelled.status == Status.CANCELLED and "(was running)" in cancelled.note
@@ -55,7 +57,7 @@ def test_cancelling_a_running_run_kills_its_job(platform, client_app):
 def test_a_run_cancelled_while_queued_is_dropped_by_the_worker(platform, client_app):
     marker = platform.tmp_path / "never.txt"
     schedule = schedule_of(platform, "queued", "tests.touch_file", {"path": str(marker)})
-    [run] = Dispatcher(client_app, SystemClock()).enqueue(
+    [run] = Outbox(client_app, SystemClock()).enqueue(
         schedule, [timezone.now()], JobRun.Trigger.MANUAL
     )
     assert status(run) == Status.QUEUED

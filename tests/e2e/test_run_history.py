@@ -20,9 +20,10 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.broker import transport_options
 from jobs_catalog.secrets import is_sealed, new_key
-from scheduler.dispatch import Dispatcher
-from scheduler.entries import reconcile
-from scheduler.models import JobRun, Schedule
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.beat.entries import reconcile
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 from tests.scheduler.conftest import ManualClock
 from tests.support.processes import celery_worker, child_env, wait_for
 from tests.support.runs import attempts, lines, over, run_now

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.db.models import Count
 
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 from tests.faults.scale import scale
 from tests.support.processes import Process
 from tests.support.runs import attempts, lines

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import pytest
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.faults.conftest import FAULT_MARKS
 from tests.faults.matrix import executions, occurrences, outcome, report, scale, unsettled
 from tests.support.processes import celery_beat, celery_worker, wait_for

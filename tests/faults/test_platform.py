@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 from tests.faults.conftest import FAULT_MARKS
 
 pytestmark = FAULT_MARKS

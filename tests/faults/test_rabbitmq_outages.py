@@ -2,7 +2,7 @@
 
 RabbitMQ keeps the job's persistent message and delivers it again (redelivered) as soon as
 the worker reconnects, while the job still runs in the worker's other pool process. The
-worker must drop that delivery (scheduler.running_here): the job runs once, and its end is
+worker must drop that delivery (scheduler.runs.running_here): the job runs once, and its end is
 recorded by the first delivery.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 from tests.faults.conftest import FAULT_MARKS
 from tests.faults.matrix import (
     assert_nothing_left_waiting,

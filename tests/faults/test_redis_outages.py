@@ -17,7 +17,7 @@ import redis
 from celery import Celery
 
 from config.broker import transport_options
-from scheduler.models import JobRun
+from scheduler.runs.models import JobRun
 from tests.faults.conftest import FAULT_MARKS, FaultPlatform
 from tests.faults.matrix import (
     assert_nothing_left_waiting,

@@ -18,12 +18,14 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.broker import transport_options
 from jobs_catalog.models import JobDefinition
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.beat.entries import reconcile
 from scheduler.clock import SystemClock
-from scheduler.dispatch import Dispatcher, Outgoing
-from scheduler.entries import reconcile
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
-from scheduler.publisher import send_all
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox, Outgoing
+from scheduler.runs.publisher import send_all
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.faults.conftest import FAULT_MARKS
 from tests.faults.matrix import assert_nothing_left_waiting, job_lines, scale, summary
 from tests.scheduler.conftest import ManualClock
@@ -77,7 +79,7 @@ def commit_run(platform, app: Celery, params: dict, publisher=None) -> JobRun:
         queue=platform.queue,
     )
     save_schedule(schedule)
-    [run] = Dispatcher(app, SystemClock(), publisher=publisher).enqueue(
+    [run] = Outbox(app, SystemClock(), publisher=publisher).enqueue(
         schedule, [datetime.now(UTC).replace(microsecond=0)], JobRun.Trigger.MANUAL
     )
     return run

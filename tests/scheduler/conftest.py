@@ -11,8 +11,8 @@ import pytest
 from celery import current_app
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import Schedule
-from scheduler.periodic import save_schedule
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 
 
 class ManualClock:
@@ -83,7 +83,7 @@ def make_schedule(queue_name):
 @pytest.fixture
 def announced():
     """What the run events announced: ("started" | "finished", run id, schedule id, status)."""
-    from scheduler import run_events
+    from scheduler.runs import events as run_events
 
     seen: list[tuple] = []
 

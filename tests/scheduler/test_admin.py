@@ -19,9 +19,11 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import SEALED, unseal
-from scheduler import cron
-from scheduler.admin import ScheduleAdmin
-from scheduler.models import BeatEntry, JobRun, Schedule
+from scheduler.beat.models import BeatEntry
+from scheduler.policies import cron
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
+from scheduler.web.admin import ScheduleAdmin
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""scheduler.cron: parsing, validation and fire times under ISC cron's DST rules.
+"""scheduler.policies.cron: parsing, validation and fire times under ISC cron's DST rules.
 
 Expected instants are worked out by hand from each zone's 2026 transitions:
 
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.cron import (
+from scheduler.policies.cron import (
     CronError,
     CronExpression,
     close_fire_times,

@@ -16,12 +16,15 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from scheduler import services
-from scheduler.changes import ChangeFeed
-from scheduler.dispatch import Dispatcher
-from scheduler.entries import reconcile
-from scheduler.jitter import jitter_offset
-from scheduler.models import BeatChange, BeatEntry, JobRun, MisfirePolicy, OverlapPolicy
+from scheduler.beat.changes import ChangeFeed
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.beat.entries import reconcile
+from scheduler.beat.models import BeatChange, BeatEntry
+from scheduler.policies.jitter import jitter_offset
+from scheduler.runs import actions as run_actions
+from scheduler.runs.models import JobRun
+from scheduler.schedules import services
+from scheduler.schedules.models import MisfirePolicy, OverlapPolicy
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +80,7 @@ def test_a_crash_between_commit_and_publish_loses_and_duplicates_nothing(
     def crash(outgoing):
         raise SystemExit("killed after commit")
 
-    monkeypatch.setattr(dispatcher, "publish", crash)
+    monkeypatch.setattr(dispatcher.outbox, "publish", crash)
     with pytest.raises(SystemExit):
         dispatcher.run_due()
     monkeypatch.undo()
@@ -246,7 +249,7 @@ def test_an_arguments_edit_keeps_the_pending_occurrence(clock, make_schedule):
     feed = ChangeFeed()
     feed.start()
     schedule.params = {"url": "http://127.0.0.1:9/other"}
-    from scheduler.periodic import save_schedule
+    from scheduler.schedules.periodic import save_schedule
 
     save_schedule(schedule)
     reconcile(clock.now(), feed.poll())
@@ -332,18 +335,18 @@ def test_jitter_is_stable_per_schedule(clock, make_schedule):
 
 def test_run_now_and_backfill(clock, make_schedule, queue_name, monkeypatch):
     schedule = make_schedule(cron="*/15 * * * *")
-    monkeypatch.setattr("scheduler.dispatch.get_clock", lambda: clock, raising=False)
-    occurrence = services.run_now(schedule)
+    monkeypatch.setattr("scheduler.beat.dispatch.get_clock", lambda: clock, raising=False)
+    occurrence = run_actions.run_now(schedule)
     assert occurrence.trigger == "manual" and occurrence.status == Status.QUEUED
     start = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
-    made = services.backfill(schedule, start, start + timedelta(hours=1))
+    made = run_actions.backfill(schedule, start, start + timedelta(hours=1))
     assert [o.scheduled_for.minute for o in made] == [15, 30, 45, 0]
     assert {o.trigger for o in made} == {"backfill"}
     # Times that already have an occurrence are left alone: nothing twice.
-    assert services.backfill(schedule, start, start + timedelta(hours=1)) == []
+    assert run_actions.backfill(schedule, start, start + timedelta(hours=1)) == []
     assert len(drain(queue_name)) == 5
     with pytest.raises(ValueError, match="more than 500"):
-        services.backfill(schedule, start - timedelta(days=30), start)
+        run_actions.backfill(schedule, start - timedelta(days=30), start)
 
 
 def test_buffered_release_is_not_blocked_by_plain_task_occurrences(
@@ -407,7 +410,7 @@ def test_a_run_left_queued_is_republished_then_lost_with_an_alert(
     settings.SCHEDULER_REPUBLISH_AFTER = 300
     settings.SCHEDULER_REPUBLISH_LIMIT = 2
     schedule = make_schedule(cron="*/15 * * * *")
-    run = dispatcher.enqueue(schedule, [at(0)], "manual")[0]
+    run = dispatcher.outbox.enqueue(schedule, [at(0)], "manual")[0]
     retry_due = clock.now() + timedelta(seconds=600)
     later = JobRun.objects.create(  # a retry published with its countdown: not late yet
         schedule=schedule,

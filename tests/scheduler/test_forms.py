@@ -21,7 +21,9 @@ from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
 from jobs_catalog.secrets import SEALED, is_sealed, new_key, unseal, unseal_params
 from jobs_catalog.sync import definition_values
-from scheduler.forms import (
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
+from scheduler.web.forms import (
     BackfillForm,
     KeyValueField,
     Kind,
@@ -30,9 +32,7 @@ from scheduler.forms import (
     classify,
     schedule_form_class,
 )
-from scheduler.models import Schedule
-from scheduler.periodic import save_schedule
-from scheduler.views import preview_payload
+from scheduler.web.views import preview_payload
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SAMPLE_JOB = "testing.admin_form"

@@ -16,8 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduler.history_admin import JobRunAdmin
-from scheduler.models import JobRun, Schedule
+from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
+from scheduler.web.history_admin import JobRunAdmin
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from scheduler import history_connection, recording
-from scheduler.history_connection import OwnConnection, _numbered
-from scheduler.models import JobRun
+from scheduler.runs import history_connection, recording
+from scheduler.runs.history_connection import OwnConnection, _numbered
+from scheduler.runs.models import JobRun
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 Status = JobRun.Status

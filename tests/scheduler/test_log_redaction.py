@@ -9,8 +9,8 @@ import logging
 import pytest
 import sentry_sdk
 
-from scheduler import log_redaction
-from scheduler.redaction import Redactor
+from scheduler.runs import log_redaction
+from scheduler.runs.redaction import Redactor
 
 SECRET = "s3cr3t-value-xyz"
 

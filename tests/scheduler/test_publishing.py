@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from celery import current_app
 
-from scheduler.dispatch import Dispatcher, Outgoing
-from scheduler.entries import reconcile
-from scheduler.models import JobRun
-from scheduler.publisher import ProcessPublisher
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.beat.entries import reconcile
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outgoing
+from scheduler.runs.publisher import ProcessPublisher
 from tests.scheduler.conftest import drain
 from tests.support.processes import wait_for
 

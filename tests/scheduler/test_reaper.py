@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from celery import current_app
 
-from scheduler import reaper
-from scheduler.heartbeats import Heartbeat
-from scheduler.models import JobRun, WorkerHeartbeat
+from scheduler.runs import reaper
+from scheduler.runs.heartbeats import Heartbeat
+from scheduler.runs.models import JobRun, WorkerHeartbeat
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,12 +13,17 @@ from django.utils import timezone
 
 from jobs_catalog.errors import ParameterError
 from jobs_catalog.registry import registry
-from scheduler import retention
 from scheduler.jobs import PRUNE_JOB
-from scheduler.models import JobRun, OverlapPolicy, Schedule
-from scheduler.retention import prune_history
-from scheduler.services import pause
-from scheduler.signals import PRUNE_SCHEDULE_NAME, create_platform_schedules, ensure_prune_schedule
+from scheduler.runs import retention
+from scheduler.runs.models import JobRun
+from scheduler.runs.retention import prune_history
+from scheduler.schedules.models import OverlapPolicy, Schedule
+from scheduler.schedules.platform_schedules import (
+    PRUNE_SCHEDULE_NAME,
+    create_platform_schedules,
+    ensure_prune_schedule,
+)
+from scheduler.schedules.services import pause
 
 pytestmark = pytest.mark.django_db
 Status = JobRun.Status

@@ -7,8 +7,8 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jobs_catalog import ParameterError, RetryableError, RetryPolicy
-from scheduler.redaction import MAX_RESULT, Redactor, mask_plain_kwargs, summary, tail
-from scheduler.retries import RetryPolicyError, outcome, resolve_policy, run_layer
+from scheduler.runs.redaction import MAX_RESULT, Redactor, mask_plain_kwargs, summary, tail
+from scheduler.runs.retries import RetryPolicyError, outcome, resolve_policy, run_layer
 
 JOB = RetryPolicy(max_attempts=5, backoff_base=1, backoff_cap=60, retry_on=(ConnectionError,))
 

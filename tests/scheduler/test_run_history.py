@@ -1,5 +1,5 @@
 """The run history on the worker, on the real database and broker: each rule of
-``scheduler.worker`` through the real catalog task (``CatalogTask.execute`` with a pushed
+``scheduler.runs.worker`` through the real catalog task (``CatalogTask.execute`` with a pushed
 request, as the worker calls it), with an injected clock."""
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import SEALED, SecretError, is_sealed, new_key, seal, unseal_params
 from jobs_catalog.tasks import CatalogTask, bind_task
-from scheduler.alerts import config as alert_config
-from scheduler.dispatch import Dispatcher
-from scheduler.models import JobRun, OverlapPolicy, Schedule
-from scheduler.periodic import save_schedule
-from scheduler.worker import OccurrenceMiddleware
+from scheduler.alerts import effective as alert_config
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox
+from scheduler.runs.worker import OccurrenceMiddleware
+from scheduler.schedules.models import OverlapPolicy, Schedule
+from scheduler.schedules.periodic import save_schedule
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,7 +130,7 @@ def schedule(make_test_schedule):
 
 
 def enqueue(clock, schedule, minute: int = 1) -> JobRun:
-    [run] = Dispatcher(current_app, clock).enqueue(
+    [run] = Outbox(current_app, clock).enqueue(
         schedule, [T0.replace(second=0) + timedelta(minutes=minute)], JobRun.Trigger.MANUAL
     )
     return run

@@ -13,10 +13,10 @@ from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import current_app
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from scheduler import celery_signals as signals
-from scheduler.dispatch import Dispatcher
-from scheduler.entries import reconcile
-from scheduler.models import JobRun
+from scheduler.beat.dispatch import Dispatcher
+from scheduler.beat.entries import reconcile
+from scheduler.runs import plain_tasks as signals
+from scheduler.runs.models import JobRun
 from tests.fixtures.sample_app import tasks as plain_tasks
 from tests.scheduler.conftest import drain
 

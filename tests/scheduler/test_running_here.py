@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from scheduler.running_here import still_running_here
+from scheduler.runs.running_here import still_running_here
 
 NODE = "w1@host"
 

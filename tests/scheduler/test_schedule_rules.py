@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from jobs_catalog.models import JobDefinition
-from scheduler.models import Schedule
+from scheduler.schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db
 

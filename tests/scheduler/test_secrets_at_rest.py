@@ -21,10 +21,11 @@ from django.db.migrations.executor import MigrationExecutor
 
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import SEALED, is_current, is_sealed, unseal
-from scheduler import services
-from scheduler.dispatch import Dispatcher
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox
+from scheduler.schedules import services
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "tok-At-Rest-9137"
@@ -89,7 +90,7 @@ def test_the_message_on_redis_carries_the_sealed_token_and_a_masked_repr(keys, m
     client.conf.task_serializer = "json"
     server = redis.Redis.from_url(url)
     try:
-        Dispatcher(client, _Clock()).enqueue(schedule, [_Clock().now()], JobRun.Trigger.MANUAL)
+        Outbox(client, _Clock()).enqueue(schedule, [_Clock().now()], JobRun.Trigger.MANUAL)
         [raw] = server.lrange(queue, 0, -1)
     finally:
         server.delete(queue)

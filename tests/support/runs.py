@@ -12,9 +12,10 @@ from django.db.models import Q
 
 from jobs_catalog.models import JobDefinition
 from scheduler.clock import SystemClock
-from scheduler.dispatch import Dispatcher
-from scheduler.models import JobRun, Schedule
-from scheduler.periodic import save_schedule
+from scheduler.runs.models import JobRun
+from scheduler.runs.outbox import Outbox
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 
 FINAL = (JobRun.Status.SUCCEEDED, JobRun.Status.FAILED, JobRun.Status.TIMED_OUT)
 
@@ -30,7 +31,7 @@ def run_now(client: Celery, queue: str, job: str, params: dict, **schedule_field
         queue=queue,
     )
     save_schedule(schedule)
-    [run] = Dispatcher(client, SystemClock()).enqueue(
+    [run] = Outbox(client, SystemClock()).enqueue(
         schedule, [datetime.now(UTC).replace(microsecond=0)], JobRun.Trigger.MANUAL
     )
     return run

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from scheduler.alert_models import AlertChannel
 from scheduler.alerts.channels.base import Channel, DeliveryError
 from scheduler.alerts.channels.email import EmailChannel
 from scheduler.alerts.channels.sentry import SentryChannel
 from scheduler.alerts.channels.webhook import WebhookChannel
+from scheduler.alerts.models import AlertChannel
 
 CHANNELS: dict[str, Channel] = {
     AlertChannel.Kind.EMAIL: EmailChannel(),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from scheduler.alert_models import AlertChannel
 from scheduler.alerts.masking import scrub
 from scheduler.alerts.messages import Alert
+from scheduler.alerts.models import AlertChannel
 
 
 class DeliveryError(Exception):

@@ -8,9 +8,9 @@ from typing import ClassVar
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from scheduler.alert_models import AlertChannel
 from scheduler.alerts.channels.base import DeliveryError
 from scheduler.alerts.messages import Alert
+from scheduler.alerts.models import AlertChannel
 
 LINK_LABELS = {
     "run": "The run",

@@ -21,10 +21,10 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import BadDsn, Dsn
 
-from scheduler.alert_models import AlertChannel, Incident
 from scheduler.alerts.channels.base import DeliveryError, secrets_of
 from scheduler.alerts.masking import scrub
 from scheduler.alerts.messages import Alert
+from scheduler.alerts.models import AlertChannel, Incident
 
 CLIENT_NAME = "jobs-platform-alerts/1"
 _http = urllib3.PoolManager(num_pools=2, retries=False)

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from scheduler.alert_models import AlertChannel
 from scheduler.alerts.channels.base import DeliveryError, secrets_of
 from scheduler.alerts.channels.email import LINK_LABELS
 from scheduler.alerts.masking import scrub
 from scheduler.alerts.messages import Alert
+from scheduler.alerts.models import AlertChannel
 
 SIGNATURE_HEADER = "X-Jobs-Signature"
 EVENT_HEADER = "X-Jobs-Event"

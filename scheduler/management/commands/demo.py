@@ -27,8 +27,8 @@ from django.db import transaction
 from jobs_catalog.errors import ParameterError, UnknownJobError
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
-from scheduler.models import Schedule
-from scheduler.periodic import save_schedule
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.periodic import save_schedule
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_USERNAME = "admin"

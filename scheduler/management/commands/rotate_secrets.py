@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_celery_beat.models import PeriodicTask
 
 from jobs_catalog.secrets import key_source, reseal_params
-from scheduler.models import Schedule
-from scheduler.secret_storage import rewrite_schedules
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.secret_storage import rewrite_schedules
 
 
 class Command(BaseCommand):

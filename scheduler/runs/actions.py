@@ -1,0 +1,224 @@
+"""What operators do to a run: retry it now, or cancel it (the run history admin's buttons
+call these; so can scripts).
+
+Both decide under a row lock and change nothing when they refuse (:class:`RunActionError`
+says why). A retry is a new attempt row, committed before it is published (as beat does), so
+a broker that is down leaves it pending for beat's sweep to publish. A cancel is recorded
+first, then the Celery task id is revoked so a worker drops the message (or, for a running
+run, kills the job); the worker only starts a pending or queued run, so even a worker that
+missed the revoke will not run it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from celery import Celery, current_app
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from scheduler.clock import Clock, get_clock
+from scheduler.db import is_postgres
+from scheduler.policies import cron
+from scheduler.runs import retries
+from scheduler.runs.models import JobRun, status_label
+from scheduler.runs.outbox import enqueue, outgoing_for, publish
+from scheduler.schedules.models import Schedule
+from scheduler.schedules.services import require_valid_fields
+
+logger = logging.getLogger(__name__)
+Status = JobRun.Status
+
+#: A run can be retried when the last attempt of its occurrence ended in one of these. A
+#: success is not retried (run the schedule now instead); an active attempt is still going.
+RETRYABLE = (*JobRun.FAILURES, Status.RETRYING, Status.CANCELLED, Status.SKIPPED, Status.MISSED)
+#: The most occurrences one backfill may create.
+MAX_BACKFILL = 500
+#: A run can be cancelled while it is still to run or running.
+CANCELLABLE = (Status.PENDING, Status.QUEUED, Status.BUFFERED, Status.RUNNING)
+
+
+class RunActionError(Exception):
+    """The action was refused; nothing was changed. The message is for the operator."""
+
+
+@dataclass
+class ActionResult:
+    run: JobRun
+    #: Set when the action was recorded but a follow-up step (publish, revoke) failed.
+    warning: str = ""
+
+
+def _who(user: AbstractBaseUser | None) -> str:
+    if user is None or not user.is_authenticated:
+        return "someone"
+    return user.get_username()
+
+
+def _stamp(clock: Clock) -> str:
+    return clock.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def can_retry(run: JobRun) -> bool:
+    """Whether the retry button makes sense for this attempt (the service checks again,
+    against the whole occurrence, under a lock)."""
+    return run.status in RETRYABLE
+
+
+def can_cancel(run: JobRun) -> bool:
+    return run.status in CANCELLABLE
+
+
+def retry_run(
+    run_id: int,
+    user: AbstractBaseUser | None = None,
+    *,
+    clock: Clock | None = None,
+    app: Celery | None = None,
+) -> ActionResult:
+    """Add the next attempt of ``run``'s occurrence and publish it now.
+
+    The new row: attempt = the occurrence's highest attempt + 1, ``occurrence`` = its first
+    attempt, trigger ``retry`` and a note naming who asked. It runs the schedule's current
+    parameters (the stored snapshot has its secrets masked, so it cannot be replayed).
+    """
+    clock = clock or get_clock()
+    with transaction.atomic():
+        run = JobRun.objects.filter(pk=run_id).select_related("periodic_task").first()
+        if run is None:
+            raise RunActionError(f"Run #{run_id} does not exist (any more).")
+        first_id = run.occurrence_id or run.pk
+        # One action per occurrence at a time: a second click waits here, then sees the
+        # attempt the first one added.
+        locked = JobRun.objects.filter(pk=first_id)
+        if is_postgres():
+            locked = locked.select_for_update(of=("self",))
+        first = locked.first()
+        if first is None:
+            raise RunActionError(f"Run #{run_id} does not exist (any more).")
+        attempts = list(
+            JobRun.objects.filter(Q(pk=first_id) | Q(occurrence_id=first_id)).order_by(
+                "-attempt", "-id"
+            )
+        )
+        latest = attempts[0]
+        active = next((a for a in attempts if a.status in JobRun.ACTIVE), None)
+        if active is not None:
+            raise RunActionError(
+                f"Attempt {active.attempt} of this occurrence is still "
+                f"{status_label(active.status).lower()}: there is nothing to retry yet."
+            )
+        if latest.status == Status.SUCCEEDED:
+            raise RunActionError(
+                f"Attempt {latest.attempt} of this occurrence succeeded, so there is nothing "
+                "to retry. To run the job again, use “Run now” on its schedule."
+            )
+        if latest.status not in RETRYABLE:
+            raise RunActionError(f"A {status_label(latest.status).lower()} run cannot be retried.")
+        task = run.periodic_task
+        if task is None:
+            raise RunActionError(
+                "This run's cron entry no longer exists (its schedule was deleted), so there "
+                "is nothing to send."
+            )
+        retry = retries.next_attempt(
+            latest,
+            now=clock.now(),
+            delay=0,
+            note=f"Retried by {_who(user)} at {_stamp(clock)}.",
+            task_name=task.task,
+            scheduled_for=first.scheduled_for,
+            queue=task.queue or "",
+        )
+    message = outgoing_for(task, retry.pk, retry.task_id, retry)
+    try:
+        publish([message], app=app or current_app, clock=clock)
+    except Exception as exc:  # the row is committed: beat's sweep publishes it
+        logger.exception("retry of run %s: could not publish run %s", run_id, retry.pk)
+        return ActionResult(
+            retry,
+            warning=f"It could not be sent now ({type(exc).__name__}); beat will send it "
+            "within seconds.",
+        )
+    retry.refresh_from_db()
+    return ActionResult(retry)
+
+
+def cancel_run(
+    run_id: int,
+    user: AbstractBaseUser | None = None,
+    *,
+    clock: Clock | None = None,
+    app: Celery | None = None,
+) -> ActionResult:
+    """Cancel a run that is still to run (it is dropped) or running (its job is killed)."""
+    clock = clock or get_clock()
+    with transaction.atomic():
+        query = JobRun.objects.filter(pk=run_id)
+        if is_postgres():
+            query = query.select_for_update(of=("self",))
+        run = query.first()
+        if run is None:
+            raise RunActionError(f"Run #{run_id} does not exist (any more).")
+        if run.status not in CANCELLABLE:
+            raise RunActionError(
+                f"Run #{run.pk} is {status_label(run.status).lower()}: only a pending, queued, "
+                "buffered or running run can be cancelled."
+            )
+        was = run.status
+        now = clock.now()
+        record = f"Cancelled by {_who(user)} at {_stamp(clock)} (was {was})."
+        run.status = Status.CANCELLED
+        run.finished_at = now
+        run.note = f"{run.note}\n{record}" if run.note else record
+        fields = ["status", "finished_at", "note"]
+        if was == Status.RUNNING and run.started_at is not None:
+            run.duration = max((now - run.started_at).total_seconds(), 0.0)
+            fields.append("duration")
+        run.save(update_fields=fields)
+    if was == Status.BUFFERED:
+        return ActionResult(run)  # never published: nothing to revoke
+    try:
+        _revoke(app or current_app, str(run.task_id), terminate=was == Status.RUNNING)
+    except Exception as exc:
+        logger.exception("cancel of run %s: could not revoke task %s", run.pk, run.task_id)
+        going = " The job may still be running." if was == Status.RUNNING else ""
+        return ActionResult(
+            run, warning=f"The workers could not be told ({type(exc).__name__}).{going}"
+        )
+    return ActionResult(run)
+
+
+def _revoke(app: Celery, task_id: str, *, terminate: bool) -> Any:
+    # Workers remember revoked ids and drop the message when it arrives; terminate also
+    # signals the pool process running it now.
+    return app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+
+
+# --- runs of a schedule, outside its cron ------------------------------------------------
+def run_now(schedule: Schedule) -> JobRun:
+    """Queue one run at once, outside the cron (the overlap policy still applies)."""
+    require_valid_fields(schedule)
+    [occurrence] = enqueue(schedule, [timezone.now()], JobRun.Trigger.MANUAL)
+    return occurrence
+
+
+def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[JobRun]:
+    """Queue the occurrences the cron had in (start, end], oldest first, at most
+    MAX_BACKFILL; times that already have an occurrence are left alone."""
+    require_valid_fields(schedule)
+    if end <= start:
+        raise ValueError("The end of a backfill must be after its start.")
+    if end > timezone.now():
+        raise ValueError("A backfill covers the past only.")
+    times = cron.fire_times(schedule.cron, schedule.timezone, start, end, limit=MAX_BACKFILL + 1)
+    if len(times) > MAX_BACKFILL:
+        raise ValueError(
+            f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
+        )
+    return enqueue(schedule, times, JobRun.Trigger.BACKFILL)
