@@ -33,12 +33,11 @@ from scheduler.beat.timing import Timing, UnsupportedSchedule, timing_of
 from scheduler.db import is_postgres
 from scheduler.policies import misfire
 from scheduler.runs import events as run_events
+from scheduler.runs.messages import Outgoing, outgoing_for
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import (
     Outbox,
-    Outgoing,
     Planned,
-    outgoing_for,
     release_buffered,
     republishable,
 )

@@ -26,8 +26,9 @@ from scheduler.clock import Clock, get_clock
 from scheduler.db import is_postgres
 from scheduler.policies import cron
 from scheduler.runs import retries
+from scheduler.runs.messages import outgoing_for
 from scheduler.runs.models import JobRun, status_label
-from scheduler.runs.outbox import enqueue, outgoing_for, publish
+from scheduler.runs.outbox import enqueue, publish
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.services import require_valid_fields
 

@@ -21,8 +21,6 @@ import psycopg
 from billiard.exceptions import SoftTimeLimitExceeded
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
-from scheduler.runs import history_connection
-
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -41,11 +39,22 @@ START_RETRY_FOR = 30.0
 END_RETRY_MARGIN = 2.0
 
 
+#: Called first by :func:`fresh_connections`: connections of the run history's own (the
+#: worker's history connection adds its discard here).
+_discards: list[Callable[[], None]] = []
+
+
+def also_discard(discard: Callable[[], None]) -> None:
+    """Have :func:`fresh_connections` call ``discard`` too."""
+    if discard not in _discards:
+        _discards.append(discard)
+
+
 def fresh_connections() -> None:
     """Drop this thread's connections, so the next statement opens new ones (what the
     worker's own connection sent without waiting and was not confirmed is kept)."""
-    if history_connection.own is not None:
-        history_connection.own.discard()
+    for discard in _discards:
+        discard()
     db = connections[DEFAULT_DB_ALIAS]
     if not db.in_atomic_block:
         try:

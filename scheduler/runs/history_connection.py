@@ -37,6 +37,8 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Transformer
 from psycopg.pq import ConnStatus, ExecStatus
 
+from scheduler.runs import db_retry
+
 logger = logging.getLogger(__name__)
 
 #: Seconds after a statement sent without waiting that its reply is read, if no other
@@ -103,8 +105,6 @@ class OwnConnection:
         self._wanted.set()
 
     def _confirm_forever(self) -> None:
-        from scheduler.runs import db_retry
-
         while True:
             self._wanted.wait()
             time.sleep(CONFIRM_AFTER)  # the next statement usually reads the reply first
@@ -210,8 +210,6 @@ class OwnConnection:
         exit time, during which the worker's main process sees the process gone but cannot
         yet reap it, and so replaces it late. What cannot be confirmed within
         ``CLOSE_CONFIRM_FOR`` seconds (the database is down) is lost with the process."""
-        from scheduler.runs import db_retry
-
         if self._pid == os.getpid() and self._unconfirmed:
             with contextlib.suppress(*db_retry.CONNECTION_ERRORS):
                 db_retry.until_written(
@@ -280,6 +278,14 @@ def _failure(pgconn: Any, result: Any) -> psycopg.Error:
 #: Set in worker processes on PostgreSQL; None elsewhere (statements go through Django).
 own: OwnConnection | None = None
 _inherited: list[psycopg.Connection] = []
+
+
+def _discard_own() -> None:
+    if own is not None:
+        own.discard()
+
+
+db_retry.also_discard(_discard_own)
 
 
 def enable() -> None:

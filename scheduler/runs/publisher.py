@@ -26,7 +26,7 @@ from celery.utils.saferepr import saferepr
 from jobs_catalog.secrets import mask_sealed
 
 if TYPE_CHECKING:
-    from scheduler.beat.dispatch import Outgoing
+    from scheduler.runs.messages import Outgoing
 
 logger = logging.getLogger(__name__)
 

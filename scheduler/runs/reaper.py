@@ -34,8 +34,9 @@ from scheduler.clock import Clock
 from scheduler.runs import events as run_events
 from scheduler.runs import recording, retries
 from scheduler.runs.heartbeats import Liveness, Verdict
+from scheduler.runs.messages import outgoing_for
 from scheduler.runs.models import JobRun
-from scheduler.runs.outbox import outgoing_for, publish
+from scheduler.runs.outbox import publish
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status

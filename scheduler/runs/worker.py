@@ -44,8 +44,9 @@ from scheduler.clock import Clock, get_clock
 from scheduler.runs import db_retry, log_redaction, recording, retries
 from scheduler.runs import events as run_events
 from scheduler.runs.capture import LogCapture
+from scheduler.runs.messages import Outgoing
 from scheduler.runs.models import JobRun
-from scheduler.runs.outbox import Outgoing, publish, release_next_buffered
+from scheduler.runs.outbox import publish, release_next_buffered
 from scheduler.runs.redaction import (
     MAX_ERROR_MESSAGE,
     MAX_TRACEBACK,

@@ -21,8 +21,9 @@ from jobs_catalog.models import JobDefinition
 from scheduler.beat.dispatch import Dispatcher
 from scheduler.beat.entries import reconcile
 from scheduler.clock import SystemClock
+from scheduler.runs.messages import Outgoing
 from scheduler.runs.models import JobRun
-from scheduler.runs.outbox import Outbox, Outgoing
+from scheduler.runs.outbox import Outbox
 from scheduler.runs.publisher import send_all
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.periodic import save_schedule

@@ -12,8 +12,8 @@ from celery import current_app
 
 from scheduler.beat.dispatch import Dispatcher
 from scheduler.beat.entries import reconcile
+from scheduler.runs.messages import Outgoing
 from scheduler.runs.models import JobRun
-from scheduler.runs.outbox import Outgoing
 from scheduler.runs.publisher import ProcessPublisher
 from tests.scheduler.conftest import drain
 from tests.support.processes import wait_for
