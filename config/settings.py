@@ -345,18 +345,17 @@ LOGGING = {
 
 # --- Sentry -------------------------------------------------------------------------------
 SENTRY_DSN = env_str("SENTRY_DSN")
+#: sentry-sdk's ``before_send``, by dotted path (imported at the first event): by default a
+#: running job's secret values are masked in what it reports.
+SENTRY_BEFORE_SEND = (
+    env_str("SENTRY_BEFORE_SEND") or "scheduler.runs.log_redaction.scrub_sentry_event"
+)
 if SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.django import DjangoIntegration
+    from config import sentry
 
-    from scheduler.runs.log_redaction import scrub_sentry_event
-
-    sentry_sdk.init(
-        dsn=SENTRY_DSN,
+    sentry.init(
+        SENTRY_DSN,
         environment=env_str("SENTRY_ENVIRONMENT", "production"),
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
-        send_default_pii=False,
-        integrations=[DjangoIntegration(), CeleryIntegration()],
-        before_send=scrub_sentry_event,  # a running job's secret values masked
+        before_send=SENTRY_BEFORE_SEND,
     )

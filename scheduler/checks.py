@@ -1,5 +1,5 @@
-"""``manage.py check`` (and every management command) refuses bad history and misfire
-settings with a clear message."""
+"""``manage.py check`` (and every management command) refuses bad history, misfire and
+Sentry settings with a clear message."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from scheduler.policies import cron
 
@@ -57,5 +58,27 @@ def misfire_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             hint="Seconds an occurrence may be sent late before it counts as a misfire; "
             "a catch-up window shorter than it would drop late occurrences unseen.",
             id="scheduler.E004",
+        )
+    ]
+
+
+@checks.register("scheduler")
+def sentry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The ``before_send`` hook is imported only at Sentry's first event (config/ imports no
+    app): a wrong path is named here, at start, rather than dropping every event."""
+    path = settings.SENTRY_BEFORE_SEND
+    try:
+        hook = import_string(path)
+    except ImportError as exc:
+        problem = f"cannot be imported: {exc}"
+    else:
+        if callable(hook):
+            return []
+        problem = "is not callable"
+    return [
+        checks.Error(
+            f"SENTRY_BEFORE_SEND={path!r} {problem}",
+            hint="A dotted path to a function (event, hint) -> event or None.",
+            id="scheduler.E005",
         )
     ]

@@ -135,3 +135,23 @@ def test_liveness_and_republish_settings_are_refused_when_they_cannot_work(tmp_p
         probe(tmp_path, SCHEDULER_WORKER_HEARTBEAT="1", SCHEDULER_WORKER_LOST_AFTER="5").returncode
         == 0
     )
+
+
+def test_settings_with_sentry_load_no_app_module(tmp_path):
+    # config/ names the apps' hooks by dotted path: reading the settings (which sets up
+    # sentry-sdk) imports no app module; the before_send hook is imported at the first event.
+    code = (
+        "import json, sys, sentry_sdk\n"
+        "import config.settings\n"
+        "hook = sentry_sdk.get_client().options['before_send']\n"
+        "ours = ('scheduler', 'jobs_catalog')\n"
+        "apps = sorted(m for m in sys.modules if m.split('.')[0] in ours)\n"
+        "print(json.dumps({'apps': apps, 'hook': hook.path}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env.update(DATA_DIR=str(tmp_path), SENTRY_DSN="http://key@127.0.0.1:9/1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    found = loaded(result)
+    assert found == {"apps": [], "hook": "scheduler.runs.log_redaction.scrub_sentry_event"}
