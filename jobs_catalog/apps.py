@@ -11,7 +11,7 @@ class JobsCatalogConfig(AppConfig):
 
         from jobs_catalog import checks  # noqa: F401  (registers the system checks)
         from jobs_catalog.discovery import discover
-        from jobs_catalog.signals import sync_after_migrate
+        from jobs_catalog.sync_hooks import sync_after_migrate
         from jobs_catalog.tasks import bind_tasks
 
         bind_tasks(discover())

@@ -28,8 +28,8 @@ from django.db.models import F, Min, Q
 from django_celery_beat.models import PeriodicTask
 
 from scheduler import failpoints
+from scheduler.beat.fire_times import Timing, UnsupportedSchedule, timing_of
 from scheduler.beat.models import BeatEntry
-from scheduler.beat.timing import Timing, UnsupportedSchedule, timing_of
 from scheduler.db import is_postgres
 from scheduler.policies import misfire
 from scheduler.runs import events as run_events

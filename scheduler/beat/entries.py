@@ -14,8 +14,8 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.beat.dispatch import save_entry_fields
+from scheduler.beat.fire_times import UnsupportedSchedule, timing_of
 from scheduler.beat.models import BeatEntry
-from scheduler.beat.timing import UnsupportedSchedule, timing_of
 from scheduler.schedules.timing import due_at, schedule_of
 
 logger = logging.getLogger(__name__)

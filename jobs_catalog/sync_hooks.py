@@ -1,6 +1,7 @@
-"""Keep the JobDefinition mirror in step: after migrations, and when a worker or beat starts
-(a plugin package may have been installed without a migration). A worker also records what
-it can run, and keeps that fresh until it stops (:mod:`jobs_catalog.worker_catalog`)."""
+"""When the JobDefinition mirror is brought in step (:mod:`jobs_catalog.sync` does it): the
+receivers of Django's ``post_migrate`` and Celery's beat and worker start signals (a plugin
+package may have been installed without a migration). A worker also records what it can
+run, and keeps that fresh until it stops (:mod:`jobs_catalog.worker_catalog`)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,17 @@ from typing import Any
 from celery.signals import beat_init, worker_ready, worker_shutdown
 
 from jobs_catalog import worker_catalog
+from jobs_catalog.sync import sync_job_definitions
 
 logger = logging.getLogger(__name__)
 
 
 def sync_after_migrate(using: str = "default", **kwargs: Any) -> None:
-    from jobs_catalog.sync import sync_job_definitions
-
     sync_job_definitions(using=using)
 
 
 @beat_init.connect
 def sync_at_beat_start(**kwargs: Any) -> None:
-    from jobs_catalog.sync import sync_job_definitions
-
     try:
         sync_job_definitions()
     except Exception:  # an unmigrated database must not keep beat from starting
