@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core import checks
 
+from jobs_catalog.builtin.http_destinations import configured_rules
 from jobs_catalog.registry import registry
 from jobs_catalog.secrets import SecretError, keyring
 
@@ -33,8 +34,6 @@ def plugin_problems(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
 
 @checks.register("jobs_catalog")
 def http_destination_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from jobs_catalog.builtin.http_destinations import configured_rules
-
     try:
         configured_rules()
     except ValueError as exc:

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 
 from scheduler.alerts import effective as config
+from scheduler.alerts.channels.sentry import validate_dsn
 from scheduler.alerts.models import AlertChannel, AlertPolicy
 from scheduler.secret_field import SecretField
 
@@ -93,8 +94,6 @@ class AlertChannelForm(forms.ModelForm):
             self.add_error("url", "Not a valid http(s) URL.")
 
     def _clean_dsn(self, data: dict[str, Any]) -> None:
-        from scheduler.alerts.channels.sentry import validate_dsn
-
         dsn = (data.get("sentry_dsn") or "").strip()
         data["sentry_dsn"] = dsn
         if not dsn:

@@ -20,6 +20,7 @@ from jobs_catalog.definition import Job
 from jobs_catalog.errors import ParameterError, UnknownJobError
 from jobs_catalog.middleware import RunInfo, run_with_middleware
 from jobs_catalog.registry import registry
+from jobs_catalog.sync import sync_job_definitions
 
 #: Exit codes of ``jobs run``: the job failed / the input was wrong.
 EXIT_JOB_FAILED = 1
@@ -144,8 +145,6 @@ class Command(BaseCommand):
 
     # --- sync ---------------------------------------------------------------------------
     def handle_sync(self, **options: Any) -> None:
-        from jobs_catalog.sync import sync_job_definitions
-
         report = sync_job_definitions(registry)
         self.stdout.write(f"Job catalog synced: {report}.")
         self._print_problems()
