@@ -11,9 +11,10 @@ class SchedulerConfig(AppConfig):
 
         from scheduler import checks  # noqa: F401
         from scheduler.alerts import setup as alerts
+        from scheduler.beat import events as beat_events
         from scheduler.runs import plain_tasks  # noqa: F401  (records plain tasks' runs, in workers only)
         from scheduler.schedules import periodic  # noqa: F401  (keeps cron entries in step)
         from scheduler.schedules.platform_schedules import create_platform_schedules
 
         post_migrate.connect(create_platform_schedules, sender=self)
-        alerts.connect()
+        alerts.connect(beat_loop_turned=beat_events.loop_turned)

@@ -12,8 +12,7 @@ from django.conf import settings
 
 from jobs_catalog import JobContext, Param, job
 from scheduler.runs import retention
-
-PRUNE_JOB = "builtin.prune_run_history"
+from scheduler.schedules.platform_schedules import PRUNE_JOB
 
 
 @job(PRUNE_JOB, title="Prune the run history")

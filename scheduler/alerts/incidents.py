@@ -25,7 +25,8 @@ from django.db.models import F, Q
 from scheduler.alerts import messages
 from scheduler.alerts.channels import takes
 from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident
-from scheduler.runs import recording
+from scheduler.alerts.tasks import enqueue_after_commit
+from scheduler.runs import events as run_events
 from scheduler.runs.models import JobRun
 from scheduler.schedules.models import Schedule
 
@@ -173,8 +174,6 @@ def _record(
 ) -> list[AlertDelivery]:
     """Record one delivery per channel (each takes this alert); the alert task sends them
     once the surrounding transaction commits (never from inside a job)."""
-    from scheduler.alerts.tasks import enqueue_after_commit
-
     if not channels:
         return []
     payload = messages.for_incident(incident, event, run).to_dict()
@@ -204,7 +203,7 @@ def any_open(schedule_id: int) -> bool:
         f"SELECT EXISTS (SELECT 1 FROM {Incident._meta.db_table}"
         " WHERE schedule_id = %s AND resolved_at IS NULL)"
     )
-    row = recording.read(sql, [schedule_id])
+    row = run_events.read_now(sql, [schedule_id])
     return bool(row and row[0])
 
 

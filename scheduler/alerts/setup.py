@@ -1,10 +1,12 @@
 """Connecting alerting to the rest, once, from the scheduler app's ``ready()``: the run events,
-the configuration cache, the alert task, and the worker's watchdog thread."""
+the configuration cache, the alert task, the worker's watchdog thread and beat's turn at the
+watchdog (beat's loop signal is handed in: alerting imports nothing from beat)."""
 
 from __future__ import annotations
 
 from celery.signals import worker_ready, worker_shutdown
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import Signal
 
 from scheduler.alerts import effective as config
 from scheduler.alerts import hooks, tasks, watchdog_runner  # noqa: F401  (tasks: registered)
@@ -12,7 +14,7 @@ from scheduler.alerts.models import AlertChannel, AlertPolicy, Incident
 from scheduler.runs import events as run_events
 
 
-def connect() -> None:
+def connect(beat_loop_turned: Signal) -> None:
     # Whether a run's schedule has an open incident (that a success would resolve) is asked
     # at every end; read with the start, in the statement the worker makes anyway.
     run_events.read_at_start(
@@ -33,3 +35,4 @@ def connect() -> None:
     )
     worker_ready.connect(watchdog_runner.start_in_worker, dispatch_uid="alerts.watchdog")
     worker_shutdown.connect(watchdog_runner.stop_in_worker, dispatch_uid="alerts.watchdog.stop")
+    beat_loop_turned.connect(watchdog_runner.offer_in_beat, dispatch_uid="alerts.watchdog.beat")

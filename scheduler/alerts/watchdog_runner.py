@@ -77,6 +77,12 @@ def maybe_run(clock: Clock | None = None) -> watchdog.Report | None:
     return report
 
 
+def offer_in_beat(sender: Any = None, clock: Clock | None = None, **kwargs: Any) -> None:
+    """Beat's ``loop_turned``: beat offers to run a pass at each turn of its loop, by its
+    own clock."""
+    maybe_run(clock)
+
+
 class WatchdogThread(threading.Thread):
     """A worker's watchdog: offers to run a pass every interval until stopped."""
 

@@ -20,7 +20,7 @@ from django.db import close_old_connections, connection
 from django.db.utils import DatabaseError, InterfaceError
 from django_celery_beat.schedulers import ModelEntry
 
-from scheduler.alerts import watchdog_runner
+from scheduler.beat import events as beat_events
 from scheduler.beat.changes import ChangeFeed
 from scheduler.beat.dispatch import Dispatcher
 from scheduler.beat.entries import reconcile
@@ -119,7 +119,7 @@ class DatabaseScheduler(Scheduler):
         if monotonic >= self._next_prune:
             self.feed.prune()
             self._next_prune = monotonic + 600
-        watchdog_runner.maybe_run(self.clock)  # missed and too-long runs (alerting)
+        beat_events.loop_turned.send(type(self), clock=self.clock)  # alerting's watchdog
         self.feed.wait(self._wait_time())
         return 0.0
 

@@ -47,6 +47,13 @@ def read_at_start(name: str, sql: str) -> None:
     recording.add_claim_fact(name, sql)
 
 
+def read_now(sql: str, values: list[Any]) -> tuple | None:
+    """The first row of ``sql``, read now, for a receiver that was handed no fact read at the
+    start (:func:`read_at_start`): on a worker's own connection when it has one, behind what
+    the worker sent there without waiting (so it sees it, in the same round trip)."""
+    return recording.read(sql, values)
+
+
 def started(run_id: int | None, schedule_id: int | None, task_name: str) -> None:
     """Announce that the attempt ``run_id`` is running (``None`` while a direct call's
     insert is in flight: such a run has no schedule)."""

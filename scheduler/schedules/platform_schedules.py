@@ -17,12 +17,13 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from jobs_catalog.models import JobDefinition
-from scheduler.jobs import PRUNE_JOB
 from scheduler.schedules.models import OverlapPolicy, Schedule
 from scheduler.schedules.periodic import save_schedule
 
 logger = logging.getLogger(__name__)
 
+#: The pruning job (defined in scheduler/jobs.py, with the run history it prunes).
+PRUNE_JOB = "builtin.prune_run_history"
 PRUNE_SCHEDULE_NAME = "Prune run history"
 PRUNE_DESCRIPTION = (
     "Created by the platform: deletes old runs from the history (see the job's parameters; "

@@ -15,6 +15,7 @@ from django_celery_beat.models import PeriodicTask
 from scheduler.alerts import watchdog, watchdog_runner
 from scheduler.alerts.incidents import PLATFORM_MISSED
 from scheduler.alerts.models import AlertChannel, AlertDelivery, Incident, WatchdogLease
+from scheduler.beat import events as beat_events
 from scheduler.beat.models import BeatEntry
 from scheduler.policies.jitter import jitter_offset
 from scheduler.runs import events as run_events
@@ -201,3 +202,19 @@ def test_maybe_run_runs_once_per_interval_and_never_raises(settings, monkeypatch
     settings.ALERTS_WATCHDOG_INTERVAL = 0
     monkeypatch.setattr(watchdog_runner, "_next_try", 0.0)
     assert watchdog_runner.maybe_run(clock) is None
+
+
+def test_beat_offers_a_pass_at_each_turn_of_its_loop_by_its_clock(settings, monkeypatch):
+    settings.ALERTS_WATCHDOG_INTERVAL = 30
+    monkeypatch.setattr(watchdog_runner, "_next_try", 0.0)
+    passes: list[datetime] = []
+
+    def run_checks(now: datetime) -> watchdog.Report:
+        passes.append(now)
+        return watchdog.Report()
+
+    monkeypatch.setattr(watchdog_runner.watchdog, "run_checks", run_checks)
+    clock = type("Fixed", (), {"now": staticmethod(lambda: NOW)})()
+    # Connected by the scheduler app's ready(): beat itself knows nothing of alerting.
+    beat_events.loop_turned.send(None, clock=clock)
+    assert passes == [NOW]

@@ -16,10 +16,12 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from scheduler.beat import events as beat_events
 from scheduler.beat.changes import ChangeFeed
 from scheduler.beat.dispatch import Dispatcher
 from scheduler.beat.entries import reconcile
 from scheduler.beat.models import BeatChange, BeatEntry
+from scheduler.beat.scheduler import DatabaseScheduler
 from scheduler.policies.jitter import jitter_offset
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
@@ -443,3 +445,34 @@ def test_a_run_left_queued_is_republished_then_lost_with_an_alert(
     assert ("finished", run.pk, schedule.pk, "lost") in announced
     # Only the retry, with a republish left, was published again.
     assert [headers["occurrence_id"] for headers, _ in drain(queue_name, 0.5)] == [later.pk]
+
+
+class QuietFeed:
+    """A change feed with nothing new and no wait."""
+
+    def poll(self) -> list:
+        return []
+
+    def prune(self) -> None:
+        pass
+
+    def wait(self, seconds: float) -> None:
+        pass
+
+
+def test_each_turn_of_beats_loop_is_announced_with_its_clock(clock, dispatcher):
+    # Alerting's watchdog rides on this signal (beat imports nothing from alerting).
+    beat = DatabaseScheduler.__new__(DatabaseScheduler)  # no setup: no publishers, no LISTEN
+    beat.app, beat.clock, beat.feed, beat.dispatcher = current_app, clock, QuietFeed(), dispatcher
+    beat._next_sweep = beat._next_prune = float("inf")
+    turns: list = []
+
+    def on_turn(sender, clock, **kwargs):
+        turns.append(clock)
+
+    beat_events.loop_turned.connect(on_turn, dispatch_uid="test.turn")
+    try:
+        assert beat._tick() == 0.0
+    finally:
+        beat_events.loop_turned.disconnect(dispatch_uid="test.turn")
+    assert turns == [clock]
