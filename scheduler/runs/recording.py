@@ -19,11 +19,14 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from scheduler.policies.retry import LAYERS, Layer, layer_name
 from scheduler.runs import history_connection
 from scheduler.runs.models import JobRun
+from scheduler.schedules.models import Schedule
 
 Status = JobRun.Status
 TABLE = JobRun._meta.db_table
+SCHEDULE_TABLE = Schedule._meta.db_table
 
 #: Facts the claim reads about an attempt's schedule in the round trip the start waits for
 #: anyway, by name: an SQL expression over the run's row (``{run}`` is its table). Added by a
@@ -96,22 +99,32 @@ def _uuid(db: BaseDatabaseWrapper, value: uuid.UUID | str) -> Any:
     return field.get_db_prep_value(value, db)
 
 
+#: Each retry layer's max_attempts in the claim (``scheduler.policies.retry``): the
+#: schedule's field; the run's and the job's are parameters (``%s``), given in ``LAYERS``
+#: order.
+_MAX_ATTEMPTS_OF = {
+    Layer.RUN: "%s",
+    Layer.SCHEDULE: f"(SELECT s.{layer_name('max_attempts')} FROM {SCHEDULE_TABLE} s"
+    f" WHERE s.id = {TABLE}.schedule_id)",
+    Layer.JOB: "%s",
+}
+
+
 @cache
 def _claim_sql(vendor: str, check_overlap: bool) -> str:
     overlap = (
-        " AND NOT EXISTS (SELECT 1 FROM scheduler_schedule s"
+        f" AND NOT EXISTS (SELECT 1 FROM {SCHEDULE_TABLE} s"
         f" WHERE s.id = {TABLE}.schedule_id AND s.overlap_policy <> 'allow')"
     )
-    # max_attempts resolves in layers, run then schedule then job (see scheduler.runs.retries);
-    # later attempts keep what the first one resolved.
+    # max_attempts resolves in the policy's layers, the first that sets it winning; later
+    # attempts keep what the first one resolved.
+    max_attempts = "COALESCE(" + ", ".join(_MAX_ATTEMPTS_OF[layer] for layer in LAYERS) + ")"
     return (
         f"UPDATE {TABLE} SET status = %s, started_at = %s,"
         f" queue_wait = {_seconds_since(vendor, 'COALESCE(next_attempt_at, published_at)')},"
         " worker_host = %s, worker_pid = %s, queue = COALESCE(NULLIF(%s, ''), queue),"
         f" params = {_json_param(vendor)}, args = {_json_param(vendor)},"
-        " max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE COALESCE(%s,"
-        " (SELECT s.retry_max_attempts FROM scheduler_schedule s"
-        f" WHERE s.id = {TABLE}.schedule_id), %s) END"
+        f" max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE {max_attempts} END"
         f" WHERE id = %s AND status IN (%s, %s) AND {_async_commit(vendor)}"
         + (overlap if check_overlap else "")
         + " RETURNING id, attempt, max_attempts, occurrence_id, schedule_id, periodic_task_id"
@@ -136,6 +149,7 @@ def claim(
     (already started or ended, cancelled, gone), or, with ``check_overlap``, when its
     schedule has an overlap policy to enforce: the caller then decides under a lock."""
     db = _db()
+    given = {Layer.RUN: run_max_attempts, Layer.JOB: job_max_attempts}
     values = [
         Status.RUNNING,
         _dt(db, now),
@@ -145,8 +159,7 @@ def claim(
         queue[:200],
         json.dumps(params, default=str),
         json.dumps(args or [], default=str),
-        run_max_attempts,
-        job_max_attempts,
+        *(given[layer] for layer in LAYERS if layer in given),
         run_id,
         Status.PENDING,
         Status.QUEUED,

@@ -1,11 +1,10 @@
 """Retries: which policy applies, what an attempt's outcome is, and the next attempt.
 
-The policy resolves field by field in layers, as Dramatiq's does: the run (message headers
-``retry_max_attempts``, ``retry_backoff_base``, ``retry_backoff_cap``), then the schedule
-(its fields of the same names), then the job's declared ``RetryPolicy`` (the platform
-default, ``jobs_catalog.retry``, when the job declares none). What is retried is the job's
-to say (``RetryPolicy.retry_on``: connection errors, timeouts and ``RetryableError`` by
-default); a parameter error or a bug fails at once.
+The policy resolves setting by setting in layers (``scheduler.policies.retry``): the run,
+then the schedule, then the job's declared ``RetryPolicy`` (the platform default,
+``jobs_catalog.retry``, when the job declares none). What is retried is the job's to say
+(``RetryPolicy.retry_on``: connection errors, timeouts and ``RetryableError`` by default); a
+parameter error or a bug fails at once.
 
 A time limit is not retried: the next attempt would most likely run out of time again,
 holding a worker for the whole limit each time. A lost attempt (its worker died) is rerun at
@@ -27,11 +26,12 @@ from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jobs_catalog.errors import JobDefinitionError
 from jobs_catalog.retry import RetryPolicy
+from scheduler.policies import retry as layering
 from scheduler.runs.models import JobRun
 
 Status = JobRun.Status
 #: Message headers of the run layer; copied onto every later attempt of the occurrence.
-RUN_LAYER_HEADERS = ("retry_max_attempts", "retry_backoff_base", "retry_backoff_cap")
+RUN_LAYER_HEADERS = layering.RUN_HEADERS
 TIME_LIMITS = (SoftTimeLimitExceeded, TimeLimitExceeded)
 
 
@@ -48,25 +48,19 @@ def resolve_policy(
     first layer that sets it (run, then schedule, then job). ``schedule`` and ``run`` map
     the ``retry_*`` names to a value or None. Raises :class:`RetryPolicyError` naming
     each value taken and where from when they break the rules of ``RetryPolicy``."""
-    overrides: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in ("max_attempts", "backoff_base", "backoff_cap"):
-        for source, layer in (("run", run), ("schedule", schedule)):
-            value = layer.get(f"retry_{name}") if layer else None
-            if value is not None:
-                overrides[name], sources[name] = value, source
-                break
+    overrides = layering.above_job(run, schedule)
     if not overrides:
         return job
     try:
         typed = {
-            name: int(value) if name == "max_attempts" else float(value)
-            for name, value in overrides.items()
+            name: int(choice.value) if name == "max_attempts" else float(choice.value)
+            for name, choice in overrides.items()
         }
         return replace(job, **typed)
     except (JobDefinitionError, TypeError, ValueError) as exc:
         given = ", ".join(
-            f"retry_{name}={value!r} (the {sources[name]}'s)" for name, value in overrides.items()
+            f"{layering.layer_name(name)}={choice.value!r} (the {choice.layer}'s)"
+            for name, choice in overrides.items()
         )
         reason = str(exc).removeprefix("retry policy: ")
         raise RetryPolicyError(f"invalid retry policy: {given}: {reason}") from exc
