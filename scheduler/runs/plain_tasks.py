@@ -1,12 +1,13 @@
 """Run history through Celery's signals, in worker processes only (connected at worker_init):
 
 - **Plain django-celery-beat entries** (any task that is not a catalog job, sent by beat with
-  an ``occurrence_id`` header) have no middleware: ``task_prerun`` starts their attempt,
-  ``task_failure`` keeps the error, ``task_postrun`` ends it. A redelivery of an attempt
-  still marked running (its worker died) records that attempt as lost and the rerun as a new
-  attempt, unless the attempt still runs in this worker (``scheduler.runs.running_here``).
-  Unlike catalog jobs, a duplicate delivery of a plain task cannot be dropped (a signal
-  cannot stop a task), so it runs; it is logged, not recorded.
+  the headers of ``scheduler.runs.messages.attempt_headers``) have no middleware:
+  ``task_prerun`` starts their attempt, ``task_failure`` keeps the error, ``task_postrun``
+  ends it. A redelivery of an attempt still marked running (its worker died) records that
+  attempt as lost and the rerun as a new attempt, unless the attempt still runs in this
+  worker (``scheduler.runs.running_here``). Unlike catalog jobs, a duplicate delivery of a
+  plain task cannot be dropped (a signal cannot stop a task), so it runs; it is logged, not
+  recorded.
 - **What only the worker's main process sees**: a job killed for exceeding its hard time
   limit (``task_failure`` with ``TimeLimitExceeded``, sent by ``Request.on_timeout``) is
   recorded as timed out; a worker lost without a redelivery (a task that does not reject on
@@ -44,7 +45,6 @@ from celery.signals import (
     worker_shutdown,
 )
 from django.db import connections, transaction
-from django.db.models import Q
 
 from jobs_catalog.tasks import CatalogTask
 from scheduler.clock import Clock, get_clock
@@ -52,7 +52,8 @@ from scheduler.runs import db_retry, history_connection, log_redaction, recordin
 from scheduler.runs import events as run_events
 from scheduler.runs.capture import LogCapture
 from scheduler.runs.heartbeats import Heartbeat
-from scheduler.runs.models import JobRun
+from scheduler.runs.messages import attempt_id_of
+from scheduler.runs.models import JobRun, attempts_of
 from scheduler.runs.outbox import release_next_buffered
 from scheduler.runs.redaction import (
     MAX_ERROR_MESSAGE,
@@ -171,7 +172,7 @@ def on_prerun(sender: Any = None, task_id: str = "", task: Any = None, **kwargs:
     if task is None or isinstance(task, CatalogTask):
         return  # catalog jobs are recorded by their middleware
     request = task.request
-    run_id = _header(request, "occurrence_id")
+    run_id = attempt_id_of(lambda name: _header(request, name))
     if run_id is None:
         return  # not sent by beat: not an occurrence
     now = _clock().now()
@@ -188,8 +189,8 @@ def on_prerun(sender: Any = None, task_id: str = "", task: Any = None, **kwargs:
     began = time.monotonic()
 
     def start() -> int | None:
-        claimed = recording.claim(int(run_id), **fields, check_overlap=False)
-        return claimed.id if claimed else _start_again(int(run_id), request, fields, task.name)
+        claimed = recording.claim(run_id, **fields, check_overlap=False)
+        return claimed.id if claimed else _start_again(run_id, request, fields, task.name)
 
     try:
         attempt_id = db_retry.until_written(
@@ -221,7 +222,7 @@ def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -
     with transaction.atomic():
         latest = (
             JobRun.objects.select_for_update(of=("self",))
-            .filter(Q(pk=run_id) | Q(occurrence_id=run_id))
+            .filter(attempts_of(run_id))
             .order_by("-attempt")
             .first()
         )
@@ -378,9 +379,8 @@ def on_rejected(sender: Any = None, message: Any = None, exc: Any = None, **kwar
 
 def _fail_unstarted(message: Any, error_type: str, error_message: str) -> None:
     headers = getattr(message, "headers", None) or {}
-    try:
-        run_id = int(headers["occurrence_id"])
-    except (KeyError, TypeError, ValueError):
+    run_id = attempt_id_of(headers.get)
+    if run_id is None:
         return  # not an occurrence: nothing recorded it
     try:
         ended = recording.fail_unstarted(

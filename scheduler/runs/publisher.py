@@ -70,7 +70,7 @@ def send_all(app: Celery, messages: Iterable[Outgoing], sent: list[int]) -> None
     with app.producer_or_acquire() as producer:
         for message in messages:
             send(app, producer, message)
-            sent.append(message.occurrence_id)
+            sent.append(message.attempt_id)
 
 
 class InlinePublisher:
@@ -133,7 +133,7 @@ class ProcessPublisher:
                 logger.error("beat publisher %s is gone; the sweep will send its runs", child.pid)
                 self._replace(child)
                 continue
-            self._given.setdefault(child.pid, set()).update(m.occurrence_id for m in chunk)
+            self._given.setdefault(child.pid, set()).update(m.attempt_id for m in chunk)
 
     def collect(self, timeout: float = 0.0) -> list[int]:
         sent, self._late = self._late, []
@@ -228,7 +228,7 @@ def _serve(conn: Connection, beat_ends: list[Connection], app: Celery) -> None:
             send_all(app, chunk, sent)
         except Exception as exc:  # reported to beat; the sweep sends them later
             error = f"{type(exc).__name__}: {exc}"
-        failed = [m.occurrence_id for m in chunk[len(sent) :]]
+        failed = [m.attempt_id for m in chunk[len(sent) :]]
         try:
             conn.send((sent, failed, error))
         except (BrokenPipeError, OSError):

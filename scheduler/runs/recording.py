@@ -21,7 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from scheduler.policies.retry import LAYERS, Layer, layer_name
 from scheduler.runs import history_connection
-from scheduler.runs.models import JobRun
+from scheduler.runs.models import FIRST_ATTEMPT_ID_SQL, JobRun, first_attempt_id
 from scheduler.schedules.models import Schedule
 
 Status = JobRun.Status
@@ -50,16 +50,27 @@ class Claimed:
     id: int | None
     attempt: int
     max_attempts: int
-    occurrence_id: int | None = None
+    #: The id that stands for its occurrence (``scheduler.runs.models.first_attempt_id``);
+    #: None with ``id``.
+    first_attempt_id: int | None = None
     schedule_id: int | None = None
     periodic_task_id: int | None = None
     task_id: uuid.UUID | str | None = None
     #: The facts registered with :func:`add_claim_fact`, as read when it started.
     facts: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def first_attempt_id(self) -> int:
-        return self.occurrence_id or self.id
+    @classmethod
+    def of(cls, row: JobRun) -> Claimed:
+        """The claim of ``row``, read from the database."""
+        return cls(
+            row.pk,
+            row.attempt,
+            row.max_attempts,
+            first_attempt_id=row.first_attempt_id,
+            schedule_id=row.schedule_id,
+            periodic_task_id=row.periodic_task_id,
+            task_id=row.task_id,
+        )
 
 
 def _seconds_since(vendor: str, column: str) -> str:
@@ -127,8 +138,8 @@ def _claim_sql(vendor: str, check_overlap: bool) -> str:
         f" max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE {max_attempts} END"
         f" WHERE id = %s AND status IN (%s, %s) AND {_async_commit(vendor)}"
         + (overlap if check_overlap else "")
-        + " RETURNING id, attempt, max_attempts, occurrence_id, schedule_id, periodic_task_id"
-        + "".join(f", {sql.format(run=TABLE)}" for sql in _claim_facts.values())
+        + f" RETURNING id, attempt, max_attempts, {FIRST_ATTEMPT_ID_SQL}, schedule_id,"
+        " periodic_task_id" + "".join(f", {sql.format(run=TABLE)}" for sql in _claim_facts.values())
     )
 
 
@@ -222,7 +233,10 @@ def insert_running(
     if not wait and _send(db, sql, values):
         return Claimed(None, 1, max_attempts, task_id=task_id)
     row = _execute(db, sql, values)
-    return Claimed(row[0], 1, max_attempts, task_id=task_id) if row else None
+    if row is None:
+        return None
+    first = first_attempt_id(None, row[0])  # a first attempt: its own
+    return Claimed(row[0], 1, max_attempts, first_attempt_id=first, task_id=task_id)
 
 
 def _send(db: BaseDatabaseWrapper, sql: str, values: list[Any]) -> bool:
@@ -244,7 +258,7 @@ def resolve(claimed: Claimed) -> Claimed:
         return claimed
     settle()
     pk = JobRun.objects.filter(task_id=claimed.task_id).values_list("pk", flat=True).first()
-    return replace(claimed, id=pk)
+    return replace(claimed, id=pk, first_attempt_id=first_attempt_id(None, pk))
 
 
 def _execute(

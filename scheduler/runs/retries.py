@@ -98,7 +98,7 @@ def next_attempt(
     run = JobRun(
         periodic_task_id=previous.periodic_task_id,
         schedule_id=previous.schedule_id,
-        occurrence_id=previous.occurrence_id or previous.id,
+        occurrence_id=previous.first_attempt_id,
         task_name=task_name or previous.task_name,
         scheduled_for=scheduled_for or previous.scheduled_for,
         trigger=JobRun.Trigger.RETRY,

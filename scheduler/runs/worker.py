@@ -44,7 +44,7 @@ from scheduler.clock import Clock, get_clock
 from scheduler.runs import db_retry, log_redaction, recording, retries
 from scheduler.runs import events as run_events
 from scheduler.runs.capture import LogCapture
-from scheduler.runs.messages import Outgoing
+from scheduler.runs.messages import attempt_id_of, outgoing_for_attempt
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import publish, release_next_buffered
 from scheduler.runs.redaction import (
@@ -61,8 +61,6 @@ from scheduler.schedules.models import OverlapPolicy, Schedule
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
-#: Headers a later attempt's message carries over from the first one's.
-CARRIED_HEADERS = ("periodic_task_name", "schedule_id", *retries.RUN_LAYER_HEADERS)
 
 
 class OccurrenceMiddleware(Middleware):
@@ -112,15 +110,16 @@ class OccurrenceMiddleware(Middleware):
         that, the message goes back to the broker to be delivered again (and if the broker
         loses it, beat's sweep publishes the run again)."""
         tries = 0
+        attempt_id = attempt_id_of(run.header)
 
         def claim() -> recording.Claimed:
             nonlocal tries
             tries += 1
             run.state["claim_retried"] = tries > 1
-            if run.context.run_id is None:
+            if attempt_id is None:
                 return self._start_unsent(run, fields)
-            claimed = recording.claim(run.context.run_id, **fields)
-            return claimed or self._start_slow(run, fields, pk=run.context.run_id)
+            claimed = recording.claim(attempt_id, **fields)
+            return claimed or self._start_slow(run, fields, pk=attempt_id)
 
         soft, _hard = _time_limits(run)
         deadline = run.state["began"] + min(db_retry.START_RETRY_FOR, soft / 2)
@@ -174,7 +173,7 @@ class OccurrenceMiddleware(Middleware):
                     )
                     return claimed
             elif row.status == Status.RUNNING and _claimed_here(row, run, fields):
-                return _claimed_from(row)  # an earlier try committed; its reply was lost
+                return recording.Claimed.of(row)  # an earlier try committed; its reply was lost
             elif row.status == Status.RUNNING and run.redelivered:
                 if still_running_here(row.worker_host, row.worker_pid, run.hostname):
                     reason = (
@@ -349,25 +348,13 @@ class OccurrenceMiddleware(Middleware):
         self._publish(run, following, countdown=delay)
 
     def _publish(self, run: RunInfo, attempt: JobRun, countdown: float) -> None:
-        headers = {
-            name: value for name in CARRIED_HEADERS if (value := run.header(name)) is not None
-        }
-        headers.update(
-            occurrence_id=attempt.pk,
-            scheduled_for=attempt.scheduled_for.isoformat(),
-            trigger=attempt.trigger,
-        )
-        options: dict[str, Any] = {"countdown": countdown} if countdown else {}
-        if run.queue:
-            options["queue"] = run.queue
-        message = Outgoing(
-            occurrence_id=attempt.pk,
-            task_id=attempt.task_id,
+        message = outgoing_for_attempt(
+            attempt,
             task_name=run.job.name,
-            scheduled_for=attempt.scheduled_for,
             kwargs=seal_params(run.params, run.job.secret_fields),  # a direct call's too
-            options=options,
-            headers=headers,
+            queue=run.queue,
+            header=run.header,
+            countdown=countdown,
         )
         publish([message], app=self.app or current_app, clock=self.clock)
 
@@ -391,18 +378,6 @@ def _claimed_here(row: JobRun, run: RunInfo, fields: dict[str, Any]) -> bool:
     return bool(run.state.get("claim_retried")) and (row.worker_host, row.worker_pid) == (
         fields["host"][:255],
         fields["pid"],
-    )
-
-
-def _claimed_from(row: JobRun) -> recording.Claimed:
-    return recording.Claimed(
-        row.pk,
-        row.attempt,
-        row.max_attempts,
-        occurrence_id=row.occurrence_id,
-        schedule_id=row.schedule_id,
-        periodic_task_id=row.periodic_task_id,
-        task_id=row.task_id,
     )
 
 

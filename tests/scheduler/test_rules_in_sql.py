@@ -2,7 +2,8 @@
 one table of cases each, on the database the suite runs on (PostgreSQL or SQLite):
 
 - retry layering (run, then schedule, then job): ``scheduler.policies.retry``; the claim
-  resolves ``max_attempts`` in SQL.
+  resolves ``max_attempts`` in SQL;
+- the first attempt of an occurrence: ``scheduler.runs.models.first_attempt_id``.
 """
 
 from __future__ import annotations
@@ -90,3 +91,15 @@ def test_a_later_attempt_keeps_what_the_first_resolved(make_schedule):
     fields = _fields(run_max_attempts=9, job_max_attempts=5)
     claimed = recording.claim(later.pk, **fields, check_overlap=False)
     assert claimed is not None and (claimed.attempt, claimed.max_attempts) == (2, 2)
+
+
+# --- the first attempt ---------------------------------------------------------------------
+def test_the_claim_names_the_first_attempt_as_the_model_does():
+    first = _run(status=Status.QUEUED, max_attempts=2)
+    claimed = recording.claim(first.pk, **_fields())
+    assert claimed is not None and claimed.first_attempt_id == first.first_attempt_id == first.pk
+    recording.finish(first.pk, status=Status.RETRYING, now=T0)
+    later = retries.next_attempt(JobRun.objects.get(pk=first.pk), now=T0, delay=0)
+    claimed = recording.claim(later.pk, **_fields())
+    assert claimed is not None and claimed.first_attempt_id == later.first_attempt_id == first.pk
+    assert later.occurrence_id == first.pk and later.pk != first.pk
