@@ -65,6 +65,8 @@ from scheduler.runs.redaction import (
     tail,
 )
 from scheduler.runs.running_here import still_running_here
+from scheduler.runs.time_limits import hard_time_limit
+from scheduler.runs.worker import LOST_REASON
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
@@ -233,17 +235,11 @@ def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -
             and redelivered
             and not still_running_here(latest.worker_host, latest.worker_pid, fields["host"])
         ):
-            recording.finish(
-                latest.pk,
-                status=Status.LOST,
-                now=now,
-                error_type="WorkerLost",
-                error_message="the worker running this attempt was lost (its message was "
-                "redelivered)",
-            )
-            note = f"rerun: attempt {latest.attempt} was lost"
+            # The task runs anyway (a signal cannot stop it): always as a rerun.
+            _ended, following = retries.record_lost(latest, now=now, reason=LOST_REASON, rerun=True)
         elif latest.status == Status.RETRYING and (request.retries or 0) >= latest.attempt:
             note = "retried by the task (Celery retry)"
+            following = retries.next_attempt(latest, now=now, delay=0, note=note)
         else:
             logger.warning(
                 "%s[%s]: occurrence %s is already %s; this duplicate delivery runs unrecorded",
@@ -253,7 +249,6 @@ def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -
                 latest.status,
             )
             return None
-        following = retries.next_attempt(latest, now=now, delay=0, note=note)
         claimed = recording.claim(following.pk, **fields, check_overlap=False)
     return claimed.id if claimed else None
 
@@ -290,8 +285,6 @@ def on_postrun(
         return
     attempt.capture.detach()
     now = _clock().now()
-    from scheduler.runs.reaper import hard_time_limit
-
     limit = hard_time_limit(sender.app, sender.name) if sender is not None else 0.0
     db_retry.until_written(
         lambda: _record_end(attempt, now, retval, state),

@@ -18,15 +18,14 @@ import multiprocessing
 import signal
 from collections.abc import Iterable
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from celery import Celery
 from celery.utils.saferepr import saferepr
+from django.db import connections
 
 from jobs_catalog.secrets import mask_sealed
-
-if TYPE_CHECKING:
-    from scheduler.runs.messages import Outgoing
+from scheduler.runs.messages import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +235,6 @@ def _serve(conn: Connection, beat_ends: list[Connection], app: Celery) -> None:
 
 
 def _set_aside_database_connections() -> None:
-    from django.db import connections
-
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None:
             _inherited.append(connection.connection)

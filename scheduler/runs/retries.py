@@ -1,4 +1,5 @@
-"""Retries: which policy applies, what an attempt's outcome is, and the next attempt.
+"""Retries: which policy applies, what an attempt's outcome is, the next attempt, and the
+rerun of a lost one.
 
 The policy resolves setting by setting in layers (``scheduler.policies.retry``): the run,
 then the schedule, then the job's declared ``RetryPolicy`` (the platform default,
@@ -8,7 +9,8 @@ parameter error or a bug fails at once.
 
 A time limit is not retried: the next attempt would most likely run out of time again,
 holding a worker for the whole limit each time. A lost attempt (its worker died) is rerun at
-once while attempts remain: the failure was the worker's, not the job's.
+once while attempts remain (:func:`record_lost`, for the worker, plain tasks and the
+reaper): the failure was the worker's, not the job's.
 
 Every attempt is its own ``JobRun`` row. The next one is inserted in the transaction that
 ends the failed one, then published with a countdown (an outbox: if the worker dies in
@@ -20,13 +22,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from django.db import transaction
 
 from jobs_catalog.errors import JobDefinitionError
 from jobs_catalog.retry import RetryPolicy
 from scheduler.policies import retry as layering
+from scheduler.runs import events as run_events
+from scheduler.runs import recording
 from scheduler.runs.models import JobRun
 
 Status = JobRun.Status
@@ -114,3 +120,32 @@ def next_attempt(
     )
     run.save(force_insert=True)
     return run
+
+
+class Lost(NamedTuple):
+    """What :func:`record_lost` did: whether the attempt was still running (and is now
+    lost), and the rerun inserted."""
+
+    ended: bool
+    rerun: JobRun | None
+
+
+def record_lost(row: JobRun, *, now: datetime, reason: str, rerun: bool) -> Lost:
+    """Record the attempt ``row`` lost (its worker died while it ran) with ``reason``, and
+    with ``rerun`` insert the occurrence's next attempt, pending, due at once; without one
+    the occurrence failed, which is announced once committed (alerting listens; a rerun is
+    no failure yet). Nothing happens when ``row`` no longer runs (it ended meanwhile).
+
+    The caller decides ``rerun`` (attempts left; beat able to rebuild the message, for the
+    reaper; always for a plain task, whose redelivered message runs anyway) and publishes
+    the rerun, or runs it."""
+    ended = recording.finish(
+        row.pk, status=Status.LOST, now=now, error_type="WorkerLost", error_message=reason
+    )
+    if not ended:
+        return Lost(False, None)
+    if not rerun:
+        transaction.on_commit(partial(run_events.finished, row.pk, Status.LOST, row.schedule_id))
+        return Lost(True, None)
+    note = f"rerun: attempt {row.attempt} was lost"
+    return Lost(True, next_attempt(row, now=now, delay=0, note=note))

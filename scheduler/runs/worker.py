@@ -57,10 +57,12 @@ from scheduler.runs.redaction import (
     tail,
 )
 from scheduler.runs.running_here import still_running_here
+from scheduler.runs.time_limits import job_time_limits
 from scheduler.schedules.models import OverlapPolicy, Schedule
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
+LOST_REASON = "the worker running this attempt was lost (its message was redelivered)"
 
 
 class OccurrenceMiddleware(Middleware):
@@ -121,7 +123,7 @@ class OccurrenceMiddleware(Middleware):
             claimed = recording.claim(attempt_id, **fields)
             return claimed or self._start_slow(run, fields, pk=attempt_id)
 
-        soft, _hard = _time_limits(run)
+        soft, _hard = job_time_limits(run.job)
         deadline = run.state["began"] + min(db_retry.START_RETRY_FOR, soft / 2)
         try:
             return db_retry.until_written(claim, deadline=deadline, what=f"{run.job.name}'s start")
@@ -194,18 +196,11 @@ class OccurrenceMiddleware(Middleware):
     def _lost(self, row: JobRun, run: RunInfo, now: datetime) -> tuple[JobRun | None, str]:
         """The attempt ``row`` was running when its worker died: mark it lost, and rerun
         the occurrence as a new attempt while attempts remain."""
-        message = "the worker running this attempt was lost (its message was redelivered)"
-        ended = recording.finish(
-            row.pk, status=Status.LOST, now=now, error_type="WorkerLost", error_message=message
-        )
-        if row.attempt >= row.max_attempts:
-            if ended:  # the occurrence failed: alerting listens (a rerun is no failure yet)
-                run_events.finished(row.pk, Status.LOST, row.schedule_id)
+        rerun = row.attempt < row.max_attempts
+        _ended, following = retries.record_lost(row, now=now, reason=LOST_REASON, rerun=rerun)
+        if following is None:
             return None, f"attempt {row.attempt} lost; no attempts left"
-        rerun = retries.next_attempt(
-            row, now=now, delay=0, note=f"rerun: attempt {row.attempt} was lost"
-        )
-        return rerun, f"attempt {row.attempt} lost; rerun as attempt {rerun.attempt}"
+        return following, f"attempt {row.attempt} lost; rerun as attempt {following.attempt}"
 
     # --- end -----------------------------------------------------------------------------
     def after_run(self, run: RunInfo, result: Any, exc: BaseException | None) -> None:
@@ -217,7 +212,7 @@ class OccurrenceMiddleware(Middleware):
             return
         now = self.clock.now()
         logs = capture.text() if capture is not None else ""
-        _soft, hard = _time_limits(run)
+        _soft, hard = job_time_limits(run.job)
         tries = 0
 
         def end() -> None:
@@ -364,12 +359,6 @@ class OccurrenceMiddleware(Middleware):
             run_events.finished(claimed.id, status, claimed.schedule_id, facts=claimed.facts)
         if run.state.get("guarded"):
             release_next_buffered(claimed.id)
-
-
-def _time_limits(run: RunInfo) -> tuple[int, int]:
-    return run.job.effective_time_limits(
-        settings.JOBS_DEFAULT_SOFT_TIME_LIMIT, settings.JOBS_DEFAULT_TIME_LIMIT
-    )
 
 
 def _claimed_here(row: JobRun, run: RunInfo, fields: dict[str, Any]) -> bool:
