@@ -19,6 +19,7 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from scheduler.policies.overlap import OverlapPolicy
 from scheduler.policies.retry import LAYERS, Layer, layer_name
 from scheduler.runs import history_connection
 from scheduler.runs.models import FIRST_ATTEMPT_ID_SQL, JobRun, first_attempt_id
@@ -110,6 +111,13 @@ def _uuid(db: BaseDatabaseWrapper, value: uuid.UUID | str) -> Any:
     return field.get_db_prep_value(value, db)
 
 
+#: The overlap rule the claim's one statement applies (``scheduler.policies.overlap.decide``):
+#: under ``allow`` an occurrence starts whatever else runs. Any other policy depends on what
+#: runs, which the worker decides under a lock on the schedule (``runs.middleware.claim``).
+_DECIDED_UNDER_LOCK = (
+    f" AND NOT EXISTS (SELECT 1 FROM {SCHEDULE_TABLE} s"
+    f" WHERE s.id = {TABLE}.schedule_id AND s.overlap_policy <> '{OverlapPolicy.ALLOW}')"
+)
 #: Each retry layer's max_attempts in the claim (``scheduler.policies.retry``): the
 #: schedule's field; the run's and the job's are parameters (``%s``), given in ``LAYERS``
 #: order.
@@ -123,10 +131,6 @@ _MAX_ATTEMPTS_OF = {
 
 @cache
 def _claim_sql(vendor: str, check_overlap: bool) -> str:
-    overlap = (
-        f" AND NOT EXISTS (SELECT 1 FROM {SCHEDULE_TABLE} s"
-        f" WHERE s.id = {TABLE}.schedule_id AND s.overlap_policy <> 'allow')"
-    )
     # max_attempts resolves in the policy's layers, the first that sets it winning; later
     # attempts keep what the first one resolved.
     max_attempts = "COALESCE(" + ", ".join(_MAX_ATTEMPTS_OF[layer] for layer in LAYERS) + ")"
@@ -137,7 +141,7 @@ def _claim_sql(vendor: str, check_overlap: bool) -> str:
         f" params = {_json_param(vendor)}, args = {_json_param(vendor)},"
         f" max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE {max_attempts} END"
         f" WHERE id = %s AND status IN (%s, %s) AND {_async_commit(vendor)}"
-        + (overlap if check_overlap else "")
+        + (_DECIDED_UNDER_LOCK if check_overlap else "")
         + f" RETURNING id, attempt, max_attempts, {FIRST_ATTEMPT_ID_SQL}, schedule_id,"
         " periodic_task_id" + "".join(f", {sql.format(run=TABLE)}" for sql in _claim_facts.values())
     )

@@ -1,6 +1,8 @@
 """Rules the worker's claim repeats in SQL for speed, held to their one Python definition by
 one table of cases each, on the database the suite runs on (PostgreSQL or SQLite):
 
+- overlap: ``scheduler.policies.overlap.decide``; the claim's one statement starts only what
+  the policy lets start whatever runs, and leaves the rest to the lock (which calls it);
 - retry layering (run, then schedule, then job): ``scheduler.policies.retry``; the claim
   resolves ``max_attempts`` in SQL;
 - the first attempt of an occurrence: ``scheduler.runs.models.first_attempt_id``.
@@ -14,13 +16,34 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobs_catalog import RetryPolicy
+from scheduler.policies.overlap import Decision, OverlapPolicy, decide
 from scheduler.policies.retry import resolve
 from scheduler.runs import recording, retries
+from scheduler.runs.middleware.claim import Delivery, claim_under_lock, counted_at_start
+from scheduler.runs.middleware.state import RunState, Start
 from scheduler.runs.models import JobRun
 
 pytestmark = pytest.mark.django_db
 Status = JobRun.Status
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+ALLOW, SKIP, BUFFER_ONE = OverlapPolicy.ALLOW, OverlapPolicy.SKIP, OverlapPolicy.BUFFER_ONE
+PUBLISH, BUFFER = Decision.PUBLISH, Decision.BUFFER
+
+#: The overlap policy: (policy, occurrences active, occurrences buffered) -> decision.
+OVERLAP = {
+    (ALLOW, 0, 0): PUBLISH,
+    (ALLOW, 1, 0): PUBLISH,
+    (ALLOW, 2, 1): PUBLISH,
+    (SKIP, 0, 0): PUBLISH,
+    (SKIP, 1, 0): Decision.SKIP,
+    (SKIP, 2, 0): Decision.SKIP,
+    (SKIP, 0, 1): Decision.SKIP,
+    (BUFFER_ONE, 0, 0): PUBLISH,
+    (BUFFER_ONE, 1, 0): BUFFER,
+    (BUFFER_ONE, 2, 0): BUFFER,
+    (BUFFER_ONE, 1, 1): Decision.SKIP,
+    (BUFFER_ONE, 0, 1): Decision.SKIP,
+}
 
 #: The run's schedule sets nothing because it has none (None: it has one that sets nothing).
 NO_SCHEDULE = "no schedule"
@@ -60,6 +83,43 @@ def _fields(**fields) -> dict:
         "job_max_attempts": 1,
         **fields,
     }
+
+
+# --- overlap -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("policy", "active", "buffered"), list(OVERLAP))
+def test_overlap_in_python(policy, active, buffered):
+    assert decide(policy, active, buffered) == OVERLAP[policy, active, buffered]
+
+
+@pytest.mark.parametrize(("policy", "active", "buffered"), list(OVERLAP))
+def test_overlap_in_the_claim(make_schedule, policy, active, buffered):
+    schedule = make_schedule(overlap_policy=policy)
+    for _ in range(active):
+        _run(schedule, status=Status.RUNNING)
+    for _ in range(buffered):
+        _run(schedule, status=Status.BUFFERED)
+    row = _run(schedule, status=Status.QUEUED)
+    # What the worker counts on starting an attempt, looked up in the same table.
+    expected = OVERLAP[policy, *counted_at_start(active, buffered)]
+    claimed = recording.claim(row.pk, **_fields())  # the one statement
+    if claimed is None:
+        # Left to the lock (every policy but "allow", whatever the counts).
+        got = claim_under_lock(
+            JobRun.objects.filter(pk=row.pk), Start(**_fields()), Delivery("w1@test"), RunState()
+        )
+        claimed = got if isinstance(got, recording.Claimed) else None
+    assert (claimed is not None) == (expected == PUBLISH)
+    row.refresh_from_db()
+    decision = {Status.RUNNING: PUBLISH, Status.BUFFERED: BUFFER, Status.SKIPPED: Decision.SKIP}
+    assert decision[row.status] == expected
+
+
+def test_a_buffered_occurrence_alone_holds_back_no_attempt_starting():
+    """The worker's counts differ from beat's where nothing runs: an attempt delivered then
+    starts (a later attempt of an occurrence whose successor is buffered behind it)."""
+    assert counted_at_start(0, 1) == (0, 0)
+    assert counted_at_start(1, 1) == (1, 1)
+    assert counted_at_start(2, 0) == (2, 0)
 
 
 # --- retry layering ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The run history on the worker, on the real database and broker: each rule of
-``scheduler.runs.worker`` through the real catalog task (``CatalogTask.execute`` with a pushed
-request, as the worker calls it), with an injected clock."""
+"""The run history on the worker, on the real database and broker: each rule of the
+middlewares of ``scheduler.runs.middleware``, in the order the settings give them, through
+the real catalog task (``CatalogTask.execute`` with a pushed request, as the worker calls
+it), with an injected clock."""
 
 from __future__ import annotations
 
@@ -13,20 +14,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.utils.module_loading import import_string
 
 from jobs_catalog import JobContext, Param, ParameterError, RetryPolicy
 from jobs_catalog.definition import Job
+from jobs_catalog.middleware import RunInfo
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import SEALED, SecretError, is_sealed, new_key, seal, unseal_params
 from jobs_catalog.tasks import CatalogTask, bind_task
 from scheduler.alerts import effective as alert_config
 from scheduler.beat.dispatch import Dispatcher
+from scheduler.runs.middleware import claim as claim_middleware
+from scheduler.runs.middleware.claim import Claim
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import Outbox
-from scheduler.runs.worker import OccurrenceMiddleware
 from scheduler.schedules.models import OverlapPolicy, Schedule
 from scheduler.schedules.periodic import save_schedule
 from tests.scheduler.conftest import drain
@@ -87,9 +93,10 @@ def _reset_calls():
 
 @pytest.fixture
 def middleware(clock, monkeypatch):
-    instance = OccurrenceMiddleware(clock=clock)
-    monkeypatch.setattr(CatalogTask, "middleware", lambda self: (instance,))
-    return instance
+    """The configured middlewares, in their order, reading the test's clock."""
+    chain = tuple(import_string(path)(clock=clock) for path in settings.JOBS_TASK_MIDDLEWARE)
+    monkeypatch.setattr(CatalogTask, "middleware", lambda self: chain)
+    return chain
 
 
 @pytest.fixture
@@ -500,7 +507,7 @@ def test_the_sweep_publishes_a_retry_left_unpublished_only_once_due(
     failing = task(unreliable)
     message = message_for(failing, schedule, clock, queue_name)
     # The worker dies between committing the next attempt and publishing it.
-    monkeypatch.setattr(OccurrenceMiddleware, "_publish", lambda *a, **k: None)
+    monkeypatch.setattr(claim_middleware, "publish", lambda *a, **k: None)
     with pytest.raises(ConnectionError):
         deliver(failing, message, queue_name)
     retry = JobRun.objects.get(schedule=schedule, attempt=2)
@@ -529,6 +536,15 @@ def test_secrets_are_masked_on_the_console_too(task, clock, queue_name, caplog):
     with caplog.at_level(logging.INFO):
         deliver(steady_task, ({"id": str(uuid.uuid4())}, {"token": SECRET}), queue_name)
     assert "with ********" in caplog.text and SECRET not in caplog.text
+
+
+# --- the chain ---------------------------------------------------------------------------
+def test_the_claim_refuses_to_start_without_the_masked_parameters(clock):
+    job = Job(name="tests.history.unordered", func=steady, title="t")
+    run = RunInfo(job=job, params={"token": SECRET}, context=JobContext(job=job.name))
+    with pytest.raises(ImproperlyConfigured, match="Redaction must come before"):
+        Claim(clock=clock).before_run(run)
+    assert not JobRun.objects.exists() and calls == []
 
 
 # --- overlap -------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_a_duplicate_plain_delivery_is_not_recorded_twice(plain, caplog):
     assert list(JobRun.objects.filter(periodic_task=run.periodic_task).values_list("status")) == [
         ("succeeded",)
     ]
-    assert "this duplicate delivery runs unrecorded" in caplog.text
+    assert "already succeeded: duplicate delivery; this delivery runs unrecorded" in caplog.text
 
 
 @pytest.mark.parametrize(
