@@ -192,8 +192,17 @@ if JOBS_CATALOG_HEARTBEAT <= 0:
         f"JOBS_CATALOG_HEARTBEAT={JOBS_CATALOG_HEARTBEAT:g} must be a positive number of seconds."
     )
 
-# What runs around every catalog job on the worker (see jobs_catalog.middleware).
-JOBS_TASK_MIDDLEWARE = ["scheduler.runs.worker.OccurrenceMiddleware"]
+# What runs around every catalog job on the worker (see jobs_catalog.middleware), in this
+# order (their ends run in the reverse one). Secrets first: every later step stores or logs
+# masked values. The claim next: a delivery it drops leaves nothing recorded or announced.
+# The outcome records the end of what was claimed. Log capture last, innermost: it holds the
+# job's own lines only, handed to the outcome's end.
+JOBS_TASK_MIDDLEWARE = [
+    "scheduler.runs.middleware.secrets.Redaction",
+    "scheduler.runs.middleware.claim.Claim",
+    "scheduler.runs.middleware.outcome.Outcome",
+    "scheduler.runs.middleware.logs.CaptureLogs",
+]
 
 # --- Scheduler ------------------------------------------------------------------------------
 # Seconds: occurrences of a plain django-celery-beat entry missed by longer than this (beat

@@ -19,7 +19,6 @@ from typing import Any
 from celery import Celery, current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from scheduler.clock import Clock, get_clock
@@ -27,7 +26,7 @@ from scheduler.db import is_postgres
 from scheduler.policies import cron
 from scheduler.runs import retries
 from scheduler.runs.messages import outgoing_for
-from scheduler.runs.models import JobRun, status_label
+from scheduler.runs.models import JobRun, attempts_of, status_label
 from scheduler.runs.outbox import enqueue, publish
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.services import require_valid_fields
@@ -93,7 +92,7 @@ def retry_run(
         run = JobRun.objects.filter(pk=run_id).select_related("periodic_task").first()
         if run is None:
             raise RunActionError(f"Run #{run_id} does not exist (any more).")
-        first_id = run.occurrence_id or run.pk
+        first_id = run.first_attempt_id
         # One action per occurrence at a time: a second click waits here, then sees the
         # attempt the first one added.
         locked = JobRun.objects.filter(pk=first_id)
@@ -102,11 +101,7 @@ def retry_run(
         first = locked.first()
         if first is None:
             raise RunActionError(f"Run #{run_id} does not exist (any more).")
-        attempts = list(
-            JobRun.objects.filter(Q(pk=first_id) | Q(occurrence_id=first_id)).order_by(
-                "-attempt", "-id"
-            )
-        )
+        attempts = list(JobRun.objects.filter(attempts_of(first_id)).order_by("-attempt", "-id"))
         latest = attempts[0]
         active = next((a for a in attempts if a.status in JobRun.ACTIVE), None)
         if active is not None:

@@ -91,6 +91,19 @@ def until_written(
         pause = min(pause * 2, LONGEST_PAUSE)
 
 
+def numbered(write: Callable[[int], T]) -> Callable[[], T]:
+    """``write`` told the number of each try (1 for the first), for :func:`until_written`: a
+    try after a failure may find what an earlier one committed before its reply was lost."""
+    tries = 0
+
+    def once() -> T:
+        nonlocal tries
+        tries += 1
+        return write(tries)
+
+    return once
+
+
 def _pause(seconds: float) -> None:
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:

@@ -1,22 +1,39 @@
 """The message of a run, as the outbox hands it to a publisher: a catalog job's or a plain
-django-celery-beat entry's task, with the headers the worker finds the run by."""
+django-celery-beat entry's task, with the headers the worker finds the run by.
+
+Every message that runs an attempt carries its headers from :func:`attempt_headers`, and the
+worker reads the attempt's id back with :func:`attempt_id_of`.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.policies.retry import RUN_HEADERS
+from scheduler.schedules.periodic import SCHEDULE_HEADER
+
+#: The header naming the attempt (the ``JobRun`` row) a message runs.
+ATTEMPT_HEADER = "attempt_id"
+#: The same id under its former name, which said "occurrence" for the attempt's own id. Still
+#: sent, so that a worker of an earlier version finds the attempt, and still read, so that a
+#: message sent by an earlier beat or worker (in flight across an upgrade) is found too.
+FORMER_ATTEMPT_HEADER = "occurrence_id"
+#: Headers a later attempt's message carries over from the first one's.
+CARRIED_HEADERS = ("periodic_task_name", SCHEDULE_HEADER, *RUN_HEADERS)
+
 
 @dataclass
 class Outgoing:
-    """One message to publish for a committed occurrence."""
+    """One message to publish for a committed attempt."""
 
-    occurrence_id: int
+    attempt_id: int
     task_id: uuid.UUID
     task_name: str
     scheduled_for: datetime
@@ -27,10 +44,38 @@ class Outgoing:
     #: When to publish: the scheduled time plus the schedule's jitter (None: at once).
     due_at: datetime | None = None
 
+    @property
+    def occurrence_id(self) -> int:
+        """The former name of ``attempt_id`` (beat's dispatch still reads it)."""
+        return self.attempt_id
 
-def outgoing_for(task: PeriodicTask, occurrence_id: int, task_id: uuid.UUID, o: Any) -> Outgoing:
-    """The message for an occurrence of ``task``, as the stock scheduler would send it, plus
-    the headers the worker uses to find the occurrence."""
+
+def attempt_headers(attempt_id: int, scheduled_for: datetime, trigger: str) -> dict[str, Any]:
+    """The headers the worker finds an attempt by."""
+    return {
+        ATTEMPT_HEADER: attempt_id,
+        FORMER_ATTEMPT_HEADER: attempt_id,
+        "scheduled_for": scheduled_for.isoformat(),
+        "trigger": trigger,
+    }
+
+
+def attempt_id_of(header: Callable[[str], Any]) -> int | None:
+    """The attempt a message runs, from its headers (``header(name)`` is one, or None);
+    None for a message sent by no outbox (a direct call) or naming none readable."""
+    value = header(ATTEMPT_HEADER)
+    if value is None:
+        value = header(FORMER_ATTEMPT_HEADER)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def outgoing_for(task: PeriodicTask, attempt_id: int, task_id: uuid.UUID, o: Any) -> Outgoing:
+    """The message for the attempt ``attempt_id`` of an occurrence of ``task`` (``o`` has
+    its ``scheduled_for`` and ``trigger``), as the stock scheduler would send it, plus the
+    headers the worker finds the attempt by."""
     options: dict[str, Any] = {}
     for option in ("queue", "exchange", "routing_key", "priority"):
         value = getattr(task, option)
@@ -39,19 +84,44 @@ def outgoing_for(task: PeriodicTask, occurrence_id: int, task_id: uuid.UUID, o: 
     if task.expire_seconds or task.expires:
         options["expires"] = task.expire_seconds or task.expires
     headers = json.loads(task.headers or "{}")
-    headers.update(
-        periodic_task_name=task.name,
-        occurrence_id=occurrence_id,
-        scheduled_for=o.scheduled_for.isoformat(),
-        trigger=o.trigger,
-    )
+    headers["periodic_task_name"] = task.name
+    headers.update(attempt_headers(attempt_id, o.scheduled_for, o.trigger))
     return Outgoing(
-        occurrence_id=occurrence_id,
+        attempt_id=attempt_id,
         task_id=task_id,
         task_name=task.task,
         scheduled_for=o.scheduled_for,
         args=json.loads(task.args or "[]"),
         kwargs=json.loads(task.kwargs or "{}"),
+        options=options,
+        headers=headers,
+    )
+
+
+def outgoing_for_attempt(
+    attempt: Any,
+    *,
+    task_name: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    header: Callable[[str], Any],
+    countdown: float = 0.0,
+) -> Outgoing:
+    """The message for a later ``attempt`` (a ``JobRun``) of a catalog job's occurrence,
+    sent by the worker that ran the one before: a retry, or the rerun of a lost attempt.
+    ``header(name)`` reads the earlier message's headers, whose ``CARRIED_HEADERS`` it
+    keeps; ``kwargs`` are sent as given (secret values sealed)."""
+    headers = {name: value for name in CARRIED_HEADERS if (value := header(name)) is not None}
+    headers.update(attempt_headers(attempt.pk, attempt.scheduled_for, attempt.trigger))
+    options: dict[str, Any] = {"countdown": countdown} if countdown else {}
+    if queue:
+        options["queue"] = queue
+    return Outgoing(
+        attempt_id=attempt.pk,
+        task_id=attempt.task_id,
+        task_name=task_name,
+        scheduled_for=attempt.scheduled_for,
+        kwargs=kwargs,
         options=options,
         headers=headers,
     )

@@ -167,9 +167,27 @@ class JobRun(models.Model):
         return f"{self.task_name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S%z}{suffix}"
 
     @property
-    def occurrence_id_or_self(self) -> int:
-        """The id that groups every attempt of this occurrence."""
-        return self.occurrence_id or self.pk
+    def first_attempt_id(self) -> int:
+        """The id that stands for this attempt's occurrence (see :func:`first_attempt_id`)."""
+        return first_attempt_id(self.occurrence_id, self.pk)
+
+    # The former name, still read by scheduler.alerts.checkins.
+    occurrence_id_or_self = first_attempt_id
+
+
+#: SQL over a run's row: :func:`first_attempt_id`, for statements that return or match it.
+FIRST_ATTEMPT_ID_SQL = "COALESCE(occurrence_id, id)"
+
+
+def first_attempt_id(occurrence_id: int | None, attempt_id: int | None) -> int | None:
+    """The id of an occurrence's first attempt, which stands for the occurrence: a later
+    attempt names it (``occurrence_id``); the first one's is empty, and it is its own."""
+    return occurrence_id or attempt_id
+
+
+def attempts_of(first_id: int) -> Q:
+    """The attempts of the occurrence whose first attempt is ``first_id``."""
+    return Q(pk=first_id) | Q(occurrence_id=first_id)
 
 
 def status_label(status: str | None) -> str:

@@ -1,12 +1,14 @@
 """Run history through Celery's signals, in worker processes only (connected at worker_init):
 
 - **Plain django-celery-beat entries** (any task that is not a catalog job, sent by beat with
-  an ``occurrence_id`` header) have no middleware: ``task_prerun`` starts their attempt,
-  ``task_failure`` keeps the error, ``task_postrun`` ends it. A redelivery of an attempt
-  still marked running (its worker died) records that attempt as lost and the rerun as a new
-  attempt, unless the attempt still runs in this worker (``scheduler.runs.running_here``).
-  Unlike catalog jobs, a duplicate delivery of a plain task cannot be dropped (a signal
-  cannot stop a task), so it runs; it is logged, not recorded.
+  the headers of ``scheduler.runs.messages.attempt_headers``) have no middleware:
+  ``task_prerun`` starts their attempt, ``task_failure`` keeps the error, ``task_postrun``
+  ends it, with the pieces the catalog's middlewares are made of (``scheduler.runs.middleware``:
+  the claim, the end, log capture, masking). A redelivery of an attempt still marked running
+  (its worker died) records that attempt as lost and the rerun as a new attempt, unless the
+  attempt still runs in this worker (``scheduler.runs.running_here``). Unlike catalog jobs,
+  a duplicate delivery of a plain task cannot be dropped (a signal cannot stop a task), so
+  it runs; it is logged, not recorded.
 - **What only the worker's main process sees**: a job killed for exceeding its hard time
   limit (``task_failure`` with ``TimeLimitExceeded``, sent by ``Request.on_timeout``) is
   recorded as timed out; a worker lost without a redelivery (a task that does not reject on
@@ -25,9 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-import traceback
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -43,46 +42,31 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from django.db import connections, transaction
-from django.db.models import Q
+from django.db import connections
 
+from jobs_catalog.retry import NO_RETRY
 from jobs_catalog.tasks import CatalogTask
 from scheduler.clock import Clock, get_clock
-from scheduler.runs import db_retry, history_connection, log_redaction, recording, retries
+from scheduler.runs import db_retry, history_connection, recording, retries
 from scheduler.runs import events as run_events
-from scheduler.runs.capture import LogCapture
 from scheduler.runs.heartbeats import Heartbeat
-from scheduler.runs.models import JobRun
+from scheduler.runs.messages import attempt_id_of
+from scheduler.runs.middleware.claim import Delivery, Refused, claim
+from scheduler.runs.middleware.logs import attach, detach
+from scheduler.runs.middleware.outcome import failure_fields, write_end
+from scheduler.runs.middleware.secrets import forget, redact_plain
+from scheduler.runs.middleware.state import RunState, Start
+from scheduler.runs.models import JobRun, attempts_of
 from scheduler.runs.outbox import release_next_buffered
-from scheduler.runs.redaction import (
-    MAX_ERROR_MESSAGE,
-    MAX_TRACEBACK,
-    NO_SECRETS,
-    head,
-    mask_plain_kwargs,
-    summary,
-    tail,
-)
-from scheduler.runs.running_here import still_running_here
+from scheduler.runs.redaction import summary
+from scheduler.runs.time_limits import hard_time_limit
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
 
-
-@dataclass
-class _Attempt:
-    """A plain task's attempt running in this process."""
-
-    id: int
-    capture: LogCapture
-    #: ``time.monotonic()`` at its start: its end is written until its hard limit nears.
-    began: float = 0.0
-    error: BaseException | None = None
-    traceback: str = ""
-
-
-#: Celery task id -> the attempt its message drives here (one at a time per pool process).
-_running: dict[str, _Attempt] = {}
+#: Celery task id -> the plain task's attempt its message drives here (one at a time per
+#: pool process).
+_running: dict[str, RunState] = {}
 
 
 @cache
@@ -135,7 +119,7 @@ def connect() -> None:
     task_failure.connect(on_failure, dispatch_uid="scheduler.runs.plain_tasks.failure")
     task_postrun.connect(on_postrun, dispatch_uid="scheduler.runs.plain_tasks.postrun")
     task_postrun.connect(release_connections, dispatch_uid="scheduler.runs.plain_tasks.connections")
-    task_postrun.connect(forget_secrets, dispatch_uid="scheduler.runs.plain_tasks.secrets")
+    task_postrun.connect(forget, dispatch_uid="scheduler.runs.plain_tasks.secrets")
     task_unknown.connect(on_unknown_task, dispatch_uid="scheduler.runs.plain_tasks.unknown")
     task_rejected.connect(on_rejected, dispatch_uid="scheduler.runs.plain_tasks.rejected")
 
@@ -171,90 +155,64 @@ def on_prerun(sender: Any = None, task_id: str = "", task: Any = None, **kwargs:
     if task is None or isinstance(task, CatalogTask):
         return  # catalog jobs are recorded by their middleware
     request = task.request
-    run_id = _header(request, "occurrence_id")
-    if run_id is None:
+    attempt_id = attempt_id_of(lambda name: _header(request, name))
+    if attempt_id is None:
         return  # not sent by beat: not an occurrence
-    now = _clock().now()
-    fields = {
-        "now": now,
-        "host": request.hostname or "",
-        "pid": os.getpid(),
-        "queue": (request.delivery_info or {}).get("routing_key") or "",
-        "params": mask_plain_kwargs(kwargs.get("kwargs") or {}),
-        "args": list(kwargs.get("args") or []),
-        "run_max_attempts": None,
-        "job_max_attempts": 1,  # the platform does not retry plain tasks
-    }
-    began = time.monotonic()
+    delivery_info = request.delivery_info or {}
+    state = RunState()
+    redact_plain(state, kwargs.get("kwargs") or {})
+    start = state.start = Start(
+        now=_clock().now(),
+        host=request.hostname or "",
+        pid=os.getpid(),
+        queue=delivery_info.get("routing_key") or "",
+        params=state.params or {},
+        args=list(kwargs.get("args") or []),
+        run_max_attempts=None,
+        job_max_attempts=1,  # the platform does not retry plain tasks
+    )
+    delivery = Delivery(
+        start.host,
+        redelivered=bool(delivery_info.get("redelivered")),
+        retries=request.retries or 0,
+        runs_anyway=True,
+    )
+    # The message also drives the reruns its redeliveries started: the latest attempt of
+    # the occurrence it names is the one a redelivery finds.
+    attempts = JobRun.objects.filter(attempts_of(attempt_id))
 
-    def start() -> int | None:
-        claimed = recording.claim(int(run_id), **fields, check_overlap=False)
-        return claimed.id if claimed else _start_again(int(run_id), request, fields, task.name)
+    def start_attempt(tries: int) -> recording.Claimed | Refused:
+        state.claim_retried = tries > 1
+        return claim(attempt_id, start, delivery, state, attempts=attempts)
 
     try:
-        attempt_id = db_retry.until_written(
-            start, deadline=began + db_retry.START_RETRY_FOR, what=f"{task.name}'s start"
+        claimed = db_retry.until_written(
+            db_retry.numbered(start_attempt),
+            deadline=state.began + db_retry.START_RETRY_FOR,
+            what=f"{task.name}'s start",
         )
     except db_retry.CONNECTION_ERRORS:
         logger.error(
             "%s[%s]: its start could not be written; it runs unrecorded", task.name, task_id
         )
         return
-    if attempt_id is None:
+    if isinstance(claimed, Refused):
+        logger.warning(
+            "%s[%s]: %s; this delivery runs unrecorded (a signal cannot stop a plain task)",
+            task.name,
+            task_id,
+            claimed.reason,
+        )
         return
-    module = getattr(task.run, "__module__", None) or task.__module__
-    _running[task_id] = _Attempt(attempt_id, LogCapture().attach((module,), NO_SECRETS), began)
+    state.claimed = claimed
+    attach(state, (getattr(task.run, "__module__", None) or task.__module__,))
+    _running[task_id] = state
 
 
 def _header(request: Any, name: str) -> Any:
     # A worker exposes custom headers as request attributes; an eager apply() in headers.
     value = request.get(name)
     return value if value is not None else (request.headers or {}).get(name)
-
-
-def _start_again(run_id: int, request: Any, fields: dict[str, Any], name: str) -> int | None:
-    """A delivery of an occurrence that is not pending: a redelivery after a lost worker,
-    Celery's own retry (``self.retry()``), or a duplicate (which runs anyway: unrecorded)."""
-    now = fields["now"]
-    redelivered = bool((request.delivery_info or {}).get("redelivered"))
-    recording.settle()  # a run this process just ended is seen ended
-    with transaction.atomic():
-        latest = (
-            JobRun.objects.select_for_update(of=("self",))
-            .filter(Q(pk=run_id) | Q(occurrence_id=run_id))
-            .order_by("-attempt")
-            .first()
-        )
-        if latest is None:
-            return None
-        if (
-            latest.status == Status.RUNNING
-            and redelivered
-            and not still_running_here(latest.worker_host, latest.worker_pid, fields["host"])
-        ):
-            recording.finish(
-                latest.pk,
-                status=Status.LOST,
-                now=now,
-                error_type="WorkerLost",
-                error_message="the worker running this attempt was lost (its message was "
-                "redelivered)",
-            )
-            note = f"rerun: attempt {latest.attempt} was lost"
-        elif latest.status == Status.RETRYING and (request.retries or 0) >= latest.attempt:
-            note = "retried by the task (Celery retry)"
-        else:
-            logger.warning(
-                "%s[%s]: occurrence %s is already %s; this duplicate delivery runs unrecorded",
-                name,
-                request.id,
-                run_id,
-                latest.status,
-            )
-            return None
-        following = retries.next_attempt(latest, now=now, delay=0, note=note)
-        claimed = recording.claim(following.pk, **fields, check_overlap=False)
-    return claimed.id if claimed else None
 
 
 def on_failure(
@@ -270,15 +228,10 @@ def on_failure(
     if isinstance(exception, WorkerLostError):
         _record_in_parent(sender, task_id, exception, Status.LOST)
         return
-    attempt = _running.get(task_id)
-    if attempt is not None and exception is not None:
-        attempt.error = exception
-        attempt.traceback = str(einfo) if einfo is not None else ""
-
-
-def forget_secrets(**kwargs: Any) -> None:
-    """The task is over, Celery's own log lines about it included: stop masking its secrets."""
-    log_redaction.use(None)
+    state = _running.get(task_id)
+    if state is not None and exception is not None:
+        state.error = exception
+        state.traceback = str(einfo) if einfo is not None else ""
 
 
 def on_postrun(
@@ -287,50 +240,43 @@ def on_postrun(
     attempt = _running.pop(task_id, None)
     if attempt is None:
         return
-    attempt.capture.detach()
+    detach(attempt)
     now = _clock().now()
-    from scheduler.runs.reaper import hard_time_limit
-
     limit = hard_time_limit(sender.app, sender.name) if sender is not None else 0.0
+
+    def end(tries: int) -> None:
+        attempt.end_retried = tries > 1
+        _record_end(attempt, now, retval, state)
+
     db_retry.until_written(
-        lambda: _record_end(attempt, now, retval, state),
+        db_retry.numbered(end),
         deadline=attempt.began + limit - db_retry.END_RETRY_MARGIN,
-        what=f"the end of run {attempt.id}",
+        what=f"the end of run {attempt.claimed.id if attempt.claimed else None}",
     )
 
 
-def _record_end(attempt: _Attempt, now: Any, retval: Any, state: str) -> None:
-    logs = attempt.capture.text()
+def _record_end(attempt: RunState, now: Any, retval: Any, state: str) -> None:
+    logs = attempt.logs
     if state == "SUCCESS":
-        recording.finish(
-            attempt.id,
-            status=Status.SUCCEEDED,
-            now=now,
-            result=summary(retval, NO_SECRETS),
-            logs=logs,
-            wait=False,
-        )
+        result = summary(retval, attempt.redactor)
+        write_end(attempt, status=Status.SUCCEEDED, now=now, result=result, logs=logs, wait=False)
         return
     if state == "RETRY":
-        recording.finish(
-            attempt.id, status=Status.RETRYING, now=now, logs=logs, note="the task asked to retry"
-        )
+        note = "the task asked to retry"
+        write_end(attempt, status=Status.RETRYING, now=now, logs=logs, note=note, wait=True)
         return
     exc = attempt.error if attempt.error is not None else retval
-    error_text = attempt.traceback
-    if not error_text and isinstance(exc, BaseException):
-        error_text = "".join(traceback.format_exception(exc))
-    timed_out = isinstance(exc, retries.TIME_LIMITS)
-    recording.finish(
-        attempt.id,
-        status=Status.TIMED_OUT if timed_out else Status.FAILED,
-        now=now,
-        error_type=type(exc).__name__ if exc is not None else "",
-        error_message=head(str(exc), MAX_ERROR_MESSAGE),
-        traceback=tail(error_text, MAX_TRACEBACK),
-        logs=logs,
-        wait=False,
+    error = failure_fields(
+        exc, attempt.redactor, traceback_text=attempt.traceback, type_name=_short_name
     )
+    # One attempt, as the platform does not retry plain tasks: timed out or failed.
+    status = retries.outcome(exc, NO_RETRY, 1, NO_RETRY.max_attempts)
+    write_end(attempt, status=status, now=now, logs=logs, wait=False, **error)
+
+
+def _short_name(exc: Any) -> str:
+    # What plain tasks have always recorded: the class's name alone.
+    return type(exc).__name__
 
 
 # --- the worker's main process ----------------------------------------------------------------
@@ -378,9 +324,8 @@ def on_rejected(sender: Any = None, message: Any = None, exc: Any = None, **kwar
 
 def _fail_unstarted(message: Any, error_type: str, error_message: str) -> None:
     headers = getattr(message, "headers", None) or {}
-    try:
-        run_id = int(headers["occurrence_id"])
-    except (KeyError, TypeError, ValueError):
+    run_id = attempt_id_of(headers.get)
+    if run_id is None:
         return  # not an occurrence: nothing recorded it
     try:
         ended = recording.fail_unstarted(

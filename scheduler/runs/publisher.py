@@ -18,15 +18,14 @@ import multiprocessing
 import signal
 from collections.abc import Iterable
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from celery import Celery
 from celery.utils.saferepr import saferepr
+from django.db import connections
 
 from jobs_catalog.secrets import mask_sealed
-
-if TYPE_CHECKING:
-    from scheduler.runs.messages import Outgoing
+from scheduler.runs.messages import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def send_all(app: Celery, messages: Iterable[Outgoing], sent: list[int]) -> None
     with app.producer_or_acquire() as producer:
         for message in messages:
             send(app, producer, message)
-            sent.append(message.occurrence_id)
+            sent.append(message.attempt_id)
 
 
 class InlinePublisher:
@@ -133,7 +132,7 @@ class ProcessPublisher:
                 logger.error("beat publisher %s is gone; the sweep will send its runs", child.pid)
                 self._replace(child)
                 continue
-            self._given.setdefault(child.pid, set()).update(m.occurrence_id for m in chunk)
+            self._given.setdefault(child.pid, set()).update(m.attempt_id for m in chunk)
 
     def collect(self, timeout: float = 0.0) -> list[int]:
         sent, self._late = self._late, []
@@ -228,7 +227,7 @@ def _serve(conn: Connection, beat_ends: list[Connection], app: Celery) -> None:
             send_all(app, chunk, sent)
         except Exception as exc:  # reported to beat; the sweep sends them later
             error = f"{type(exc).__name__}: {exc}"
-        failed = [m.occurrence_id for m in chunk[len(sent) :]]
+        failed = [m.attempt_id for m in chunk[len(sent) :]]
         try:
             conn.send((sent, failed, error))
         except (BrokenPipeError, OSError):
@@ -236,8 +235,6 @@ def _serve(conn: Connection, beat_ends: list[Connection], app: Celery) -> None:
 
 
 def _set_aside_database_connections() -> None:
-    from django.db import connections
-
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None:
             _inherited.append(connection.connection)

@@ -32,11 +32,12 @@ from django.db.models import Q
 
 from scheduler.clock import Clock
 from scheduler.runs import events as run_events
-from scheduler.runs import recording, retries
+from scheduler.runs import retries
 from scheduler.runs.heartbeats import Liveness, Verdict
 from scheduler.runs.messages import outgoing_for
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import publish
+from scheduler.runs.time_limits import hard_time_limit
 
 logger = logging.getLogger(__name__)
 Status = JobRun.Status
@@ -156,28 +157,14 @@ def _why_lost(run: JobRun, liveness: Liveness, limit: timedelta, grace: timedelt
 
 
 def _reap(app: Any, clock: Clock, run: JobRun, now: datetime, message: str) -> int:
-    rerun: JobRun | None = None
+    # Beat can rebuild the message of a cron entry's occurrence only.
+    rerun = run.attempt < run.max_attempts and run.periodic_task is not None
     with transaction.atomic():
-        if not recording.finish(
-            run.pk, status=Status.LOST, now=now, error_type="WorkerLost", error_message=message
-        ):
-            return 0  # it ended meanwhile
-        if run.attempt < run.max_attempts and run.periodic_task is not None:
-            rerun = retries.next_attempt(
-                run, now=now, delay=0, note=f"rerun: attempt {run.attempt} was lost"
-            )
+        ended, following = retries.record_lost(run, now=now, reason=message, rerun=rerun)
+    if not ended:
+        return 0  # it ended meanwhile
     logger.warning("reaper: %s attempt %d (run %d) lost", run.task_name, run.attempt, run.pk)
-    if rerun is None:  # the occurrence failed (a rerun is no failure yet): alerting listens
-        run_events.finished(run.pk, Status.LOST, run.schedule_id)
-    if rerun is not None and run.periodic_task is not None:
-        outgoing = outgoing_for(run.periodic_task, rerun.pk, rerun.task_id, rerun)
+    if following is not None and run.periodic_task is not None:
+        outgoing = outgoing_for(run.periodic_task, following.pk, following.task_id, following)
         publish([outgoing], app=app, clock=clock)
     return 1
-
-
-def hard_time_limit(app: Any, task_name: str) -> float:
-    """Seconds after which the worker kills ``task_name``: its own limit, else Celery's
-    default, else the longest a job may declare."""
-    task = app.tasks.get(task_name)
-    limit = getattr(task, "time_limit", None) if task is not None else None
-    return float(limit or app.conf.task_time_limit or settings.JOBS_MAX_TIME_LIMIT)

@@ -19,11 +19,15 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from scheduler.policies.overlap import OverlapPolicy
+from scheduler.policies.retry import LAYERS, Layer, layer_name
 from scheduler.runs import history_connection
-from scheduler.runs.models import JobRun
+from scheduler.runs.models import FIRST_ATTEMPT_ID_SQL, JobRun, first_attempt_id
+from scheduler.schedules.models import Schedule
 
 Status = JobRun.Status
 TABLE = JobRun._meta.db_table
+SCHEDULE_TABLE = Schedule._meta.db_table
 
 #: Facts the claim reads about an attempt's schedule in the round trip the start waits for
 #: anyway, by name: an SQL expression over the run's row (``{run}`` is its table). Added by a
@@ -47,16 +51,27 @@ class Claimed:
     id: int | None
     attempt: int
     max_attempts: int
-    occurrence_id: int | None = None
+    #: The id that stands for its occurrence (``scheduler.runs.models.first_attempt_id``);
+    #: None with ``id``.
+    first_attempt_id: int | None = None
     schedule_id: int | None = None
     periodic_task_id: int | None = None
     task_id: uuid.UUID | str | None = None
     #: The facts registered with :func:`add_claim_fact`, as read when it started.
     facts: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def first_attempt_id(self) -> int:
-        return self.occurrence_id or self.id
+    @classmethod
+    def of(cls, row: JobRun) -> Claimed:
+        """The claim of ``row``, read from the database."""
+        return cls(
+            row.pk,
+            row.attempt,
+            row.max_attempts,
+            first_attempt_id=row.first_attempt_id,
+            schedule_id=row.schedule_id,
+            periodic_task_id=row.periodic_task_id,
+            task_id=row.task_id,
+        )
 
 
 def _seconds_since(vendor: str, column: str) -> str:
@@ -96,26 +111,39 @@ def _uuid(db: BaseDatabaseWrapper, value: uuid.UUID | str) -> Any:
     return field.get_db_prep_value(value, db)
 
 
+#: The overlap rule the claim's one statement applies (``scheduler.policies.overlap.decide``):
+#: under ``allow`` an occurrence starts whatever else runs. Any other policy depends on what
+#: runs, which the worker decides under a lock on the schedule (``runs.middleware.claim``).
+_DECIDED_UNDER_LOCK = (
+    f" AND NOT EXISTS (SELECT 1 FROM {SCHEDULE_TABLE} s"
+    f" WHERE s.id = {TABLE}.schedule_id AND s.overlap_policy <> '{OverlapPolicy.ALLOW}')"
+)
+#: Each retry layer's max_attempts in the claim (``scheduler.policies.retry``): the
+#: schedule's field; the run's and the job's are parameters (``%s``), given in ``LAYERS``
+#: order.
+_MAX_ATTEMPTS_OF = {
+    Layer.RUN: "%s",
+    Layer.SCHEDULE: f"(SELECT s.{layer_name('max_attempts')} FROM {SCHEDULE_TABLE} s"
+    f" WHERE s.id = {TABLE}.schedule_id)",
+    Layer.JOB: "%s",
+}
+
+
 @cache
 def _claim_sql(vendor: str, check_overlap: bool) -> str:
-    overlap = (
-        " AND NOT EXISTS (SELECT 1 FROM scheduler_schedule s"
-        f" WHERE s.id = {TABLE}.schedule_id AND s.overlap_policy <> 'allow')"
-    )
-    # max_attempts resolves in layers, run then schedule then job (see scheduler.runs.retries);
-    # later attempts keep what the first one resolved.
+    # max_attempts resolves in the policy's layers, the first that sets it winning; later
+    # attempts keep what the first one resolved.
+    max_attempts = "COALESCE(" + ", ".join(_MAX_ATTEMPTS_OF[layer] for layer in LAYERS) + ")"
     return (
         f"UPDATE {TABLE} SET status = %s, started_at = %s,"
         f" queue_wait = {_seconds_since(vendor, 'COALESCE(next_attempt_at, published_at)')},"
         " worker_host = %s, worker_pid = %s, queue = COALESCE(NULLIF(%s, ''), queue),"
         f" params = {_json_param(vendor)}, args = {_json_param(vendor)},"
-        " max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE COALESCE(%s,"
-        " (SELECT s.retry_max_attempts FROM scheduler_schedule s"
-        f" WHERE s.id = {TABLE}.schedule_id), %s) END"
+        f" max_attempts = CASE WHEN attempt > 1 THEN max_attempts ELSE {max_attempts} END"
         f" WHERE id = %s AND status IN (%s, %s) AND {_async_commit(vendor)}"
-        + (overlap if check_overlap else "")
-        + " RETURNING id, attempt, max_attempts, occurrence_id, schedule_id, periodic_task_id"
-        + "".join(f", {sql.format(run=TABLE)}" for sql in _claim_facts.values())
+        + (_DECIDED_UNDER_LOCK if check_overlap else "")
+        + f" RETURNING id, attempt, max_attempts, {FIRST_ATTEMPT_ID_SQL}, schedule_id,"
+        " periodic_task_id" + "".join(f", {sql.format(run=TABLE)}" for sql in _claim_facts.values())
     )
 
 
@@ -136,6 +164,7 @@ def claim(
     (already started or ended, cancelled, gone), or, with ``check_overlap``, when its
     schedule has an overlap policy to enforce: the caller then decides under a lock."""
     db = _db()
+    given = {Layer.RUN: run_max_attempts, Layer.JOB: job_max_attempts}
     values = [
         Status.RUNNING,
         _dt(db, now),
@@ -145,8 +174,7 @@ def claim(
         queue[:200],
         json.dumps(params, default=str),
         json.dumps(args or [], default=str),
-        run_max_attempts,
-        job_max_attempts,
+        *(given[layer] for layer in LAYERS if layer in given),
         run_id,
         Status.PENDING,
         Status.QUEUED,
@@ -209,7 +237,10 @@ def insert_running(
     if not wait and _send(db, sql, values):
         return Claimed(None, 1, max_attempts, task_id=task_id)
     row = _execute(db, sql, values)
-    return Claimed(row[0], 1, max_attempts, task_id=task_id) if row else None
+    if row is None:
+        return None
+    first = first_attempt_id(None, row[0])  # a first attempt: its own
+    return Claimed(row[0], 1, max_attempts, first_attempt_id=first, task_id=task_id)
 
 
 def _send(db: BaseDatabaseWrapper, sql: str, values: list[Any]) -> bool:
@@ -231,7 +262,7 @@ def resolve(claimed: Claimed) -> Claimed:
         return claimed
     settle()
     pk = JobRun.objects.filter(task_id=claimed.task_id).values_list("pk", flat=True).first()
-    return replace(claimed, id=pk)
+    return replace(claimed, id=pk, first_attempt_id=first_attempt_id(None, pk))
 
 
 def _execute(

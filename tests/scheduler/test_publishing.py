@@ -107,13 +107,13 @@ def test_closing_sends_held_runs_at_their_due_time(make_schedule, queue_name):
 # --- publisher processes --------------------------------------------------------------------
 def _message(run: JobRun, queue: str) -> Outgoing:
     return Outgoing(
-        occurrence_id=run.pk,
+        attempt_id=run.pk,
         task_id=run.task_id,
         task_name=run.task_name,
         scheduled_for=run.scheduled_for,
         kwargs={"n": run.pk},
         options={"queue": queue},
-        headers={"occurrence_id": run.pk},
+        headers={"attempt_id": run.pk},
     )
 
 

@@ -14,6 +14,7 @@ from celery import current_app
 from scheduler.runs import reaper
 from scheduler.runs.heartbeats import Heartbeat
 from scheduler.runs.models import JobRun, WorkerHeartbeat
+from scheduler.runs.time_limits import hard_time_limit
 from tests.scheduler.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +24,7 @@ Status = JobRun.Status
 @pytest.fixture
 def limit():
     """The hard time limit of tests.touch_file (the platform default)."""
-    return timedelta(seconds=reaper.hard_time_limit(current_app, "tests.touch_file"))
+    return timedelta(seconds=hard_time_limit(current_app, "tests.touch_file"))
 
 
 def running(schedule=None, **fields) -> JobRun:

@@ -1,6 +1,7 @@
-"""The run history on the worker, on the real database and broker: each rule of
-``scheduler.runs.worker`` through the real catalog task (``CatalogTask.execute`` with a pushed
-request, as the worker calls it), with an injected clock."""
+"""The run history on the worker, on the real database and broker: each rule of the
+middlewares of ``scheduler.runs.middleware``, in the order the settings give them, through
+the real catalog task (``CatalogTask.execute`` with a pushed request, as the worker calls
+it), with an injected clock."""
 
 from __future__ import annotations
 
@@ -13,20 +14,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.utils.module_loading import import_string
 
 from jobs_catalog import JobContext, Param, ParameterError, RetryPolicy
 from jobs_catalog.definition import Job
+from jobs_catalog.middleware import RunInfo
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.secrets import SEALED, SecretError, is_sealed, new_key, seal, unseal_params
 from jobs_catalog.tasks import CatalogTask, bind_task
 from scheduler.alerts import effective as alert_config
 from scheduler.beat.dispatch import Dispatcher
+from scheduler.runs.middleware import claim as claim_middleware
+from scheduler.runs.middleware.claim import Claim
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import Outbox
-from scheduler.runs.worker import OccurrenceMiddleware
 from scheduler.schedules.models import OverlapPolicy, Schedule
 from scheduler.schedules.periodic import save_schedule
 from tests.scheduler.conftest import drain
@@ -87,9 +93,10 @@ def _reset_calls():
 
 @pytest.fixture
 def middleware(clock, monkeypatch):
-    instance = OccurrenceMiddleware(clock=clock)
-    monkeypatch.setattr(CatalogTask, "middleware", lambda self: (instance,))
-    return instance
+    """The configured middlewares, in their order, reading the test's clock."""
+    chain = tuple(import_string(path)(clock=clock) for path in settings.JOBS_TASK_MIDDLEWARE)
+    monkeypatch.setattr(CatalogTask, "middleware", lambda self: chain)
+    return chain
 
 
 @pytest.fixture
@@ -202,6 +209,25 @@ def test_a_run_takes_one_statement_to_start_and_one_to_end(task, schedule, clock
     assert calls[0].run_id == run.pk and (calls[0].attempt, calls[0].max_attempts) == (1, 3)
 
 
+def test_a_message_names_its_attempt_under_its_former_header_too(task, schedule, clock, queue_name):
+    steady_task = task(steady)
+    headers, kwargs = message_for(steady_task, schedule, clock, queue_name)
+    run = JobRun.objects.get(schedule=schedule)
+    # The former name stays for workers of an earlier version.
+    assert headers["attempt_id"] == headers["occurrence_id"] == run.pk
+    # A message only an earlier beat could send (no attempt_id) finds its attempt...
+    earlier = {k: v for k, v in headers.items() if k != "attempt_id"}
+    deliver(steady_task, (earlier, kwargs), queue_name)
+    assert JobRun.objects.get(pk=run.pk).status == Status.SUCCEEDED
+    # ...and one naming the attempt by attempt_id alone does too.
+    headers, kwargs = message_for(steady_task, schedule, clock, queue_name, minute=2)
+    later = {k: v for k, v in headers.items() if k != "occurrence_id"}
+    deliver(steady_task, (later, kwargs), queue_name)
+    second = JobRun.objects.get(pk=headers["attempt_id"])
+    assert second.status == Status.SUCCEEDED and calls[-1].run_id == second.pk
+    assert JobRun.objects.filter(schedule=schedule).count() == 2  # no direct-call row made
+
+
 def test_a_duplicate_delivery_runs_nothing(task, schedule, clock, queue_name):
     steady_task = task(steady)
     message = message_for(steady_task, schedule, clock, queue_name)
@@ -259,7 +285,7 @@ def test_a_redelivered_running_attempt_is_lost_and_rerun_once(task, schedule, cl
     # A second redelivery of the same message finds the attempt lost: nothing more.
     assert deliver(steady_task, message, queue_name, redelivered=True) is None
     [rerun_message] = drain(queue_name)
-    assert rerun_message[0]["occurrence_id"] == rerun.pk and rerun_message[0]["trigger"] == "retry"
+    assert rerun_message[0]["attempt_id"] == rerun.pk and rerun_message[0]["trigger"] == "retry"
     assert rerun_message[0]["id"] == str(rerun.task_id)
     # The worker sends the job's secret sealed, even one it was given in clear.
     assert is_sealed(rerun_message[1]["token"]) and SECRET not in json.dumps(rerun_message)
@@ -457,7 +483,7 @@ def test_the_schedule_and_the_run_override_the_job_policy(
     headers, kwargs = message_for(failing, schedule, clock, queue_name, minute=2)
     with pytest.raises(ConnectionError):
         deliver(failing, ({**headers, "retry_max_attempts": 1}, kwargs), queue_name)
-    run = JobRun.objects.get(pk=headers["occurrence_id"])
+    run = JobRun.objects.get(pk=headers["attempt_id"])
     assert (run.max_attempts, run.status) == (1, "failed") and drain(queue_name, 0.5) == []
 
 
@@ -481,7 +507,7 @@ def test_the_sweep_publishes_a_retry_left_unpublished_only_once_due(
     failing = task(unreliable)
     message = message_for(failing, schedule, clock, queue_name)
     # The worker dies between committing the next attempt and publishing it.
-    monkeypatch.setattr(OccurrenceMiddleware, "_publish", lambda *a, **k: None)
+    monkeypatch.setattr(claim_middleware, "publish", lambda *a, **k: None)
     with pytest.raises(ConnectionError):
         deliver(failing, message, queue_name)
     retry = JobRun.objects.get(schedule=schedule, attempt=2)
@@ -491,7 +517,7 @@ def test_the_sweep_publishes_a_retry_left_unpublished_only_once_due(
     clock.set(retry.next_attempt_at)
     assert dispatcher.sweep(min_age=timedelta(0)) == 1
     [(headers, _)] = drain(queue_name)
-    assert headers["occurrence_id"] == retry.pk and headers["trigger"] == "retry"
+    assert headers["attempt_id"] == retry.pk and headers["trigger"] == "retry"
 
 
 # --- log capture ---------------------------------------------------------------------------
@@ -512,6 +538,15 @@ def test_secrets_are_masked_on_the_console_too(task, clock, queue_name, caplog):
     assert "with ********" in caplog.text and SECRET not in caplog.text
 
 
+# --- the chain ---------------------------------------------------------------------------
+def test_the_claim_refuses_to_start_without_the_masked_parameters(clock):
+    job = Job(name="tests.history.unordered", func=steady, title="t")
+    run = RunInfo(job=job, params={"token": SECRET}, context=JobContext(job=job.name))
+    with pytest.raises(ImproperlyConfigured, match="Redaction must come before"):
+        Claim(clock=clock).before_run(run)
+    assert not JobRun.objects.exists() and calls == []
+
+
 # --- overlap -------------------------------------------------------------------------------
 def test_overlap_is_enforced_again_at_start(task, make_test_schedule, clock, queue_name):
     steady_task = task(steady)
@@ -525,7 +560,7 @@ def test_overlap_is_enforced_again_at_start(task, make_test_schedule, clock, que
         status=Status.RUNNING,
     )
     deliver(steady_task, (headers, kwargs), queue_name)
-    assert JobRun.objects.get(pk=headers["occurrence_id"]).status == Status.SKIPPED
+    assert JobRun.objects.get(pk=headers["attempt_id"]).status == Status.SKIPPED
     assert calls == []
 
 
@@ -562,7 +597,7 @@ def test_a_policy_that_cannot_be_resolved_fails_the_attempt_at_once(
     headers, kwargs = message_for(failing, schedule, clock, queue_name)
     with pytest.raises(ConnectionError):  # the job's own error, nothing from the worker
         deliver(failing, ({**headers, **header}, kwargs), queue_name)
-    run = JobRun.objects.get(pk=headers["occurrence_id"])
+    run = JobRun.objects.get(pk=headers["attempt_id"])
     assert run.status == Status.FAILED and run.finished_at is not None
     assert run.error_type == "ConnectionError"
     assert run.note.startswith("not retried: invalid retry policy: ") and named in run.note

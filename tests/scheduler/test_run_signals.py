@@ -61,9 +61,7 @@ def plain(clock, queue_name):
 def run_eagerly(message: tuple[dict, dict]):
     headers, kwargs = message
     task = plain_tasks.plain_add
-    custom = {
-        k: v for k, v in headers.items() if k in ("occurrence_id", "scheduled_for", "trigger")
-    }
+    custom = {k: v for k, v in headers.items() if k in ("attempt_id", "scheduled_for", "trigger")}
     return task.apply(args=[2, 3], kwargs=kwargs, task_id=headers["id"], headers=custom)
 
 
@@ -75,6 +73,17 @@ def test_a_plain_task_run_is_recorded(plain):
     assert run.params == {"password": "********"} and run.result == "5"
     assert "adding 2 and 3" in run.logs and run.worker_pid
     assert run.started_at <= run.finished_at and run.duration is not None
+
+
+def test_a_plain_task_message_from_an_earlier_beat_is_recorded(plain):
+    run, (headers, body) = plain()
+    assert headers["attempt_id"] == headers["occurrence_id"] == run.pk
+    earlier = {k: v for k, v in headers.items() if k != "attempt_id"}
+    task = plain_tasks.plain_add
+    custom = {k: v for k, v in earlier.items() if k in ("occurrence_id", "scheduled_for")}
+    assert task.apply(args=[2, 3], kwargs=body, task_id=headers["id"], headers=custom).get() == 5
+    run.refresh_from_db()
+    assert (run.status, run.result) == ("succeeded", "5")
 
 
 def test_a_failing_plain_task_keeps_its_error_and_a_soft_limit_is_a_timeout(plain):
@@ -126,7 +135,7 @@ def test_a_duplicate_plain_delivery_is_not_recorded_twice(plain, caplog):
     assert list(JobRun.objects.filter(periodic_task=run.periodic_task).values_list("status")) == [
         ("succeeded",)
     ]
-    assert "this duplicate delivery runs unrecorded" in caplog.text
+    assert "already succeeded: duplicate delivery; this delivery runs unrecorded" in caplog.text
 
 
 @pytest.mark.parametrize(
