@@ -31,7 +31,10 @@ class CatalogTask(Task):
         request = self.request
         headers = request.headers or {}
         scheduled_for = _header(request, headers, "scheduled_for")
-        run_id = _header(request, headers, "occurrence_id")
+        # The attempt's own id; messages sent before the attempt_id header named it so.
+        run_id = _header(request, headers, "attempt_id")
+        if run_id is None:
+            run_id = _header(request, headers, "occurrence_id")
         return JobContext(
             job=self.job.name,
             trigger=_header(request, headers, "trigger") or "direct",

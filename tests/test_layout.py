@@ -72,12 +72,6 @@ LOCAL_IMPORTS_ALLOWED = {
     ),
 }
 
-#: Violations in files being rewritten on another branch (the worker's middlewares), as the
-#: test prints them; remove each once that branch is merged.
-EXPECTED_UNTIL_MERGE: list[str] = [
-    "(d) scheduler.runs.plain_tasks:on_postrun imports scheduler.runs.reaper inside a function",
-]
-
 
 @dataclass(frozen=True)
 class Import:
@@ -193,19 +187,10 @@ def room_of(module: str) -> str:
 
 
 def check(rule: str, problems: list[tuple[str, str]]) -> None:
-    """``problems``: (where, message). Fails on any not in EXPECTED_UNTIL_MERGE, and on an
-    expected one of this rule that no longer occurs."""
-    found = {f"({rule}) {message}": where for where, message in problems}
-    expected = {e for e in EXPECTED_UNTIL_MERGE if e.startswith(f"({rule}) ")}
-    new = [
-        f"{where}: {message}" for message, where in sorted(found.items()) if message not in expected
-    ]
-    gone = [
-        f"{e} (no longer found: remove it from EXPECTED_UNTIL_MERGE)"
-        for e in sorted(expected - set(found))
-    ]
-    if new or gone:
-        pytest.fail("\n".join(["", *new, *gone]), pytrace=False)
+    """``problems``: (where, message); fails naming each, rule ``rule``."""
+    if problems:
+        lines = sorted(f"{where}: ({rule}) {message}" for where, message in problems)
+        pytest.fail("\n".join(["", *lines]), pytrace=False)
 
 
 # --- (a) rooms ----------------------------------------------------------------------------

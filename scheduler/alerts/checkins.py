@@ -44,7 +44,7 @@ def monitor_slug(schedule: Schedule) -> str:
 
 def check_in_id(run: JobRun) -> str:
     """One id for every attempt of an occurrence."""
-    return uuid.uuid5(_NAMESPACE, f"occurrence:{run.occurrence_id_or_self}").hex
+    return uuid.uuid5(_NAMESPACE, f"occurrence:{run.first_attempt_id}").hex
 
 
 def _minutes(seconds: float) -> int:

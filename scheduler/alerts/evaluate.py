@@ -28,7 +28,7 @@ from scheduler.alerts.incidents import (
     touch,
 )
 from scheduler.alerts.models import AlertDelivery, Incident
-from scheduler.runs.models import JobRun
+from scheduler.runs.models import JobRun, first_attempt_id
 from scheduler.schedules.models import Schedule
 
 Kind = Incident.Kind
@@ -66,7 +66,9 @@ def failure_streak(schedule_id: int, threshold: int) -> int:
         .order_by("-scheduled_for", "-id")
         .values_list("id", "occurrence_id", "status")[:limit]
     )
-    return rules.consecutive_failures((occurrence or pk, status) for pk, occurrence, status in rows)
+    return rules.consecutive_failures(
+        (first_attempt_id(occurrence, pk), status) for pk, occurrence, status in rows
+    )
 
 
 def run_failed(run: JobRun, open_: dict[str, Incident], now: datetime) -> None:

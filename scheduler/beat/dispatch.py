@@ -99,8 +99,8 @@ class Dispatcher:
             due = [m for m in outgoing if m.due_at is None or m.due_at <= now]
             for message in outgoing:
                 if message.due_at is not None and message.due_at > now:
-                    heapq.heappush(self._held, (message.due_at, message.occurrence_id, message))
-                    self._held_ids.add(message.occurrence_id)
+                    heapq.heappush(self._held, (message.due_at, message.attempt_id, message))
+                    self._held_ids.add(message.attempt_id)
             if due:
                 sent += self.outbox.publish(due)
             if claimed < BATCH_SIZE:
@@ -120,7 +120,7 @@ class Dispatcher:
         due = []
         while self._held and self._held[0][0] <= now:
             message = heapq.heappop(self._held)[2]
-            self._held_ids.discard(message.occurrence_id)
+            self._held_ids.discard(message.attempt_id)
             due.append(message)
         return self.outbox.publish(due) if due else 0
 

@@ -44,11 +44,6 @@ class Outgoing:
     #: When to publish: the scheduled time plus the schedule's jitter (None: at once).
     due_at: datetime | None = None
 
-    @property
-    def occurrence_id(self) -> int:
-        """The former name of ``attempt_id`` (beat's dispatch still reads it)."""
-        return self.attempt_id
-
 
 def attempt_headers(attempt_id: int, scheduled_for: datetime, trigger: str) -> dict[str, Any]:
     """The headers the worker finds an attempt by."""

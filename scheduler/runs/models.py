@@ -171,9 +171,6 @@ class JobRun(models.Model):
         """The id that stands for this attempt's occurrence (see :func:`first_attempt_id`)."""
         return first_attempt_id(self.occurrence_id, self.pk)
 
-    # The former name, still read by scheduler.alerts.checkins.
-    occurrence_id_or_self = first_attempt_id
-
 
 #: SQL over a run's row: :func:`first_attempt_id`, for statements that return or match it.
 FIRST_ATTEMPT_ID_SQL = "COALESCE(occurrence_id, id)"

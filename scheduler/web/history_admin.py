@@ -320,7 +320,7 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="attempts of this occurrence")
     def attempts_display(self, obj: JobRun) -> str:
-        first = obj.occurrence_id or obj.pk
+        first = obj.first_attempt_id
         attempts = (
             JobRun.objects.filter(Q(pk=first) | Q(occurrence_id=first))
             .only("id", "attempt", "status", "trigger", "started_at", "finished_at")
