@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis or RabbitMQ with no code change.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes answer before host validation and sessions (see scheduler.web.health).
+    "scheduler.web.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -193,11 +196,15 @@ if JOBS_CATALOG_HEARTBEAT <= 0:
     )
 
 # What runs around every catalog job on the worker (see jobs_catalog.middleware), in this
-# order (their ends run in the reverse one). Secrets first: every later step stores or logs
-# masked values. The claim next: a delivery it drops leaves nothing recorded or announced.
-# The outcome records the end of what was claimed. Log capture last, innermost: it holds the
-# job's own lines only, handed to the outcome's end.
+# order (their ends run in the reverse one). The log context first, so every line the others
+# write carries the run's ids. Metrics next: their end runs after the outcome's, and reads the
+# status it recorded. Secrets next: every later step stores or logs masked values. The claim
+# next: a delivery it drops leaves nothing recorded or announced. The outcome records the end
+# of what was claimed. Log capture last, innermost: it holds the job's own lines only, handed
+# to the outcome's end.
 JOBS_TASK_MIDDLEWARE = [
+    "scheduler.runs.middleware.context.LogContext",
+    "scheduler.runs.middleware.metrics.RunMetrics",
     "scheduler.runs.middleware.secrets.Redaction",
     "scheduler.runs.middleware.claim.Claim",
     "scheduler.runs.middleware.outcome.Outcome",
@@ -331,21 +338,54 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = env_str("CELERY_BEAT_SCHEDULER", "scheduler.beat:DatabaseScheduler")
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
+# --- Metrics (Prometheus) ---------------------------------------------------------------
+#: /metrics on the web app answers a scrape with ``Authorization: Bearer <METRICS_TOKEN>`` or
+#: from an address in METRICS_ALLOW (networks, comma-separated); with neither it is off.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOW = env_list("METRICS_ALLOW")
+for _network in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOW: {_network!r} is not a network.") from None
+#: The worker's and beat's exporter port (0: none) and the address it listens on.
+METRICS_PORT = env_int("METRICS_PORT", 0)
+METRICS_ADDR = env_str("METRICS_ADDR", "0.0.0.0")
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+#: "plain" (lines for people) or "json" (one JSON object a line, for a log collector).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"},
+        # A record's extra attributes (the run's ids during a run) become fields of their own.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s",
+            "rename_fields": {
+                "asctime": "time",
+                "levelname": "level",
+                "processName": "process",
+                "name": "logger",
+            },
+        },
     },
-    # A running job's secret parameter values never reach the logs (scheduler.runs.log_redaction).
-    "filters": {"secrets": {"()": "scheduler.runs.log_redaction.SecretFilter"}},
+    "filters": {
+        # A running job's secret values never reach the logs (scheduler.runs.log_redaction).
+        "secrets": {"()": "scheduler.runs.log_redaction.SecretFilter"},
+        # The run's ids on each line written during a run (scheduler.runs.log_context).
+        "run": {"()": "scheduler.runs.log_context.RunContextFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["secrets", "run"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

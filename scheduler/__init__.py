@@ -15,10 +15,11 @@ A room imports only the rooms below it (``tests/test_layout.py`` holds the code 
   publisher, reaper), schedules, policies.
 - ``alerts/``: all of alerting: models, admin, forms, rules, incidents, watchdog, channels.
   Imports runs only through run events, models and redaction; schedules, policies.
-- ``web/``: the admin (schedules, run history), forms, views; later the overview and the
-  API. Imports any room.
+- ``web/``: the admin (schedules, run history), forms, views, the probes (``/healthz``,
+  ``/readyz``) and the metrics' exposition; later the overview and the API. Imports any room.
 - Shared bottom modules, under every room and importing none: ``clock``, ``failpoints``,
-  ``db``, ``formatting``, ``secret_field``.
+  ``db``, ``formatting``, ``metrics`` (the Prometheus metrics each room counts),
+  ``secret_field``.
 - Above the rooms: ``apps`` (connects the rooms in ``ready()``), ``admin`` and ``models``
   (gather the rooms' admins and models), ``checks``, ``jobs`` (the platform's own catalog
   jobs), ``log_redaction`` (kept for logging configurations), ``management/``. Only ``apps``

@@ -7,6 +7,7 @@ class SchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from celery.signals import beat_init, worker_init
         from django.db.models.signals import post_migrate
 
         from scheduler import checks  # noqa: F401
@@ -15,6 +16,10 @@ class SchedulerConfig(AppConfig):
         from scheduler.runs import plain_tasks  # noqa: F401  (records plain tasks' runs, in workers only)
         from scheduler.schedules import periodic  # noqa: F401  (keeps cron entries in step)
         from scheduler.schedules.platform_schedules import create_platform_schedules
+        from scheduler.web import metrics
 
         post_migrate.connect(create_platform_schedules, sender=self)
         alerts.connect(beat_loop_turned=beat_events.loop_turned)
+        # The worker's and beat's main process serve their metrics on METRICS_PORT.
+        worker_init.connect(metrics.start_exporter, dispatch_uid="metrics.worker")
+        beat_init.connect(metrics.start_exporter, dispatch_uid="metrics.beat")

@@ -29,6 +29,7 @@ SHARED = {
     "scheduler.db",
     "scheduler.failpoints",
     "scheduler.formatting",
+    "scheduler.metrics",
     "scheduler.secret_field",
 }
 #: Which rooms each room may import (besides itself and SHARED).

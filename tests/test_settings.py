@@ -155,3 +155,36 @@ def test_settings_with_sentry_load_no_app_module(tmp_path):
     )
     found = loaded(result)
     assert found == {"apps": [], "hook": "scheduler.runs.log_redaction.scrub_sentry_event"}
+
+
+def test_log_format_json_writes_one_json_object_a_line(tmp_path):
+    code = (
+        "import django, logging; django.setup()\n"
+        "logging.getLogger('probe').warning('hello %s', 'there')\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    base.update(DJANGO_SETTINGS_MODULE="config.settings", DATA_DIR=str(tmp_path), LOG_FORMAT="json")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=base, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if '"probe"' in line]
+    record = json.loads(line)
+    assert (record["level"], record["logger"], record["message"]) == (
+        "WARNING",
+        "probe",
+        "hello there",
+    )
+    assert record["time"] and "run_id" not in record  # outside a run: no run fields
+
+
+def test_an_unknown_log_format_is_refused(tmp_path):
+    result = probe(tmp_path, LOG_FORMAT="xml")
+    assert result.returncode != 0 and "LOG_FORMAT='xml': use plain or json." in result.stderr
+
+
+def test_metrics_networks_are_checked(tmp_path):
+    result = probe(tmp_path, METRICS_ALLOW="10.0.0.0/8,not-a-net")
+    assert (
+        result.returncode != 0 and "METRICS_ALLOW: 'not-a-net' is not a network." in result.stderr
+    )

@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs_catalog.retry import backoff_delay
+from scheduler import metrics
 from scheduler.alerts.channels import channel_for
 from scheduler.alerts.channels.base import safe_reason
 from scheduler.alerts.messages import Alert
@@ -46,7 +47,6 @@ class Outcome:
 def send_delivery(delivery_id: int, now: datetime | None = None) -> Outcome:
     """Make one attempt at delivery ``delivery_id``."""
     now = now or timezone.now()
-    claimable = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     delivery = (
         AlertDelivery.objects.select_related("channel")
         .filter(pk=delivery_id, status=Status.PENDING)
@@ -54,6 +54,15 @@ def send_delivery(delivery_id: int, now: datetime | None = None) -> Outcome:
     )
     if delivery is None:
         return Outcome("skipped", reason="not pending")
+    outcome = _attempt(delivery, delivery_id, now)
+    if outcome.status != "skipped":
+        kind = delivery.channel.kind if delivery.channel is not None else "deleted"
+        metrics.ALERT_DELIVERIES.labels(kind, outcome.status).inc()
+    return outcome
+
+
+def _attempt(delivery: AlertDelivery, delivery_id: int, now: datetime) -> Outcome:
+    claimable = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     channel = delivery.channel
     timeout = channel.timeout if channel is not None else 0
     claimed = AlertDelivery.objects.filter(claimable, pk=delivery_id, status=Status.PENDING).update(

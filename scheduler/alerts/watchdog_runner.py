@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from scheduler import metrics
 from scheduler.alerts import watchdog
 from scheduler.alerts.models import WatchdogLease
 from scheduler.clock import Clock, get_clock
@@ -68,7 +69,8 @@ def maybe_run(clock: Clock | None = None) -> watchdog.Report | None:
     try:
         if not acquire(LEASE, interval * 0.9, timezone.now()):
             return None
-        report = watchdog.run_checks((clock or get_clock()).now())
+        with metrics.WATCHDOG_PASS.time():
+            report = watchdog.run_checks((clock or get_clock()).now())
     except Exception:
         logger.exception("alerts watchdog: the pass failed; trying again next time")
         return None

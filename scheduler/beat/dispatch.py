@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django_celery_beat.models import PeriodicTask
 
-from scheduler import failpoints
+from scheduler import failpoints, metrics
 from scheduler.beat.fire_times import Timing, UnsupportedSchedule, timing_of
 from scheduler.beat.models import BeatEntry
 from scheduler.db import is_postgres
@@ -92,7 +92,9 @@ class Dispatcher:
         while True:
             now = self.clock.now()
             sent += self._release(now)
+            started = time.perf_counter()
             outgoing, claimed = self._claim_batch(now, now + self.lookahead)
+            metrics.BEAT_CLAIM.observe(time.perf_counter() - started)
             if outgoing:
                 failpoints.reach("after_commit")
             now = self.clock.now()
@@ -102,7 +104,7 @@ class Dispatcher:
                     heapq.heappush(self._held, (message.due_at, message.attempt_id, message))
                     self._held_ids.add(message.attempt_id)
             if due:
-                sent += self.outbox.publish(due)
+                sent += self._publish_due(due, now)
             if claimed < BATCH_SIZE:
                 return sent + self._release(self.clock.now())
 
@@ -122,7 +124,12 @@ class Dispatcher:
             message = heapq.heappop(self._held)[2]
             self._held_ids.discard(message.attempt_id)
             due.append(message)
-        return self.outbox.publish(due) if due else 0
+        return self._publish_due(due, now) if due else 0
+
+    def _publish_due(self, due: list[Outgoing], now: datetime) -> int:
+        for message in due:  # how late beat hands each occurrence over
+            metrics.DISPATCH_LAG.observe(max((now - message.scheduled_for).total_seconds(), 0))
+        return self.outbox.publish(due)
 
     def _claim_batch(self, now: datetime, horizon: datetime) -> tuple[list[Outgoing], int]:
         with transaction.atomic():
@@ -257,6 +264,7 @@ class Dispatcher:
             )
         for run in lost:
             logger.error("run %d (%s) never started: marked lost", run.pk, run.task_name)
+            metrics.run_ended(run.task_name, Status.LOST)
             run_events.finished(run.pk, Status.LOST, run.schedule_id)  # alerting listens
         if again:
             logger.warning("republishing %d run(s) still queued: message lost?", len(again))

@@ -9,6 +9,7 @@ messages are marked ``queued`` with their publish time.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Min, Q, Value, When
 from django_celery_beat.models import PeriodicTask
 
+from scheduler import metrics
 from scheduler.clock import Clock, get_clock
 from scheduler.policies import overlap
 from scheduler.runs import events as run_events
@@ -96,13 +98,18 @@ class Outbox:
             message = outgoing_for(plan.task, oid, tid, plan)
             message.due_at = due_at(plan.scheduled_for, schedule_of(plan.task))
             outgoing.append(message)
+        count = len(outgoing)
+        transaction.on_commit(lambda: metrics.OCCURRENCES_COMMITTED.inc(count))
         return outgoing
 
     def publish(self, outgoing: list[Outgoing]) -> int:
         """Hand ``outgoing`` to the publisher and mark what it has sent so far."""
+        started = time.perf_counter()
         if outgoing:
             self.publisher.submit(outgoing)
         self.mark_published()
+        if outgoing:
+            metrics.BEAT_PUBLISH.observe(time.perf_counter() - started)
         return len(outgoing)
 
     def mark_published(self, timeout: float = 0.0) -> int:
@@ -117,6 +124,7 @@ class Outbox:
                 When(status=Status.PENDING, then=Value(Status.QUEUED)), default=F("status")
             ),
         )
+        metrics.OCCURRENCES_PUBLISHED.inc(len(ids))
         return len(ids)
 
     def in_flight(self) -> set[int]:

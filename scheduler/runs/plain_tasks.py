@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import cache
 from typing import Any
 
@@ -46,6 +47,7 @@ from django.db import connections
 
 from jobs_catalog.retry import NO_RETRY
 from jobs_catalog.tasks import CatalogTask
+from scheduler import metrics
 from scheduler.clock import Clock, get_clock
 from scheduler.runs import db_retry, history_connection, recording, retries
 from scheduler.runs import events as run_events
@@ -253,6 +255,8 @@ def on_postrun(
         deadline=attempt.began + limit - db_retry.END_RETRY_MARGIN,
         what=f"the end of run {attempt.claimed.id if attempt.claimed else None}",
     )
+    if attempt.ended is not None and sender is not None:
+        metrics.run_ended(sender.name, attempt.ended, time.monotonic() - attempt.began)
 
 
 def _record_end(attempt: RunState, now: Any, retval: Any, state: str) -> None:
@@ -298,6 +302,8 @@ def _record_in_parent(task: Any, task_id: str, exc: BaseException, status: str) 
             error_message=message,
             include_reruns=not isinstance(task, CatalogTask),
         )
+        if ended is not None and task is not None:
+            metrics.run_ended(getattr(task, "name", "") or "unknown", status)
     except Exception:  # the worker's main loop must go on
         logger.exception("run history: could not record %s for task %s", status, task_id)
         return

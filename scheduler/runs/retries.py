@@ -30,6 +30,7 @@ from django.db import transaction
 
 from jobs_catalog.errors import JobDefinitionError
 from jobs_catalog.retry import RetryPolicy
+from scheduler import metrics
 from scheduler.policies import retry as layering
 from scheduler.runs import events as run_events
 from scheduler.runs import recording
@@ -144,6 +145,7 @@ def record_lost(row: JobRun, *, now: datetime, reason: str, rerun: bool) -> Lost
     )
     if not ended:
         return Lost(False, None)
+    metrics.run_ended(row.task_name, Status.LOST)
     if not rerun:
         transaction.on_commit(partial(run_events.finished, row.pk, Status.LOST, row.schedule_id))
         return Lost(True, None)

@@ -182,6 +182,35 @@ def test_retries_back_off_and_the_history_keeps_logs_without_secrets(broker):
         assert SECRET not in json.dumps([run.result, run.error_message, run.traceback, run.logs])
 
 
+def test_json_logs_name_the_run_on_every_line_it_writes_and_mask_its_secrets(broker):
+    b = broker("redis" if os.environ.get("REDIS_URL") else "filesystem", LOG_FORMAT="json")
+    marker = b.tmp_path / "flaky.txt"
+    with b.worker() as worker:
+        first = b.run_now("tests.flaky", {"path": str(marker), "api_key": SECRET, "succeed_on": 1})
+        wait_for(lambda: over(first), 30, "the run")
+    output = worker.output()
+    assert SECRET not in output
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    run = JobRun.objects.get(pk=first.pk)
+    ids = {
+        "run_id": run.pk,
+        "schedule_id": run.schedule_id,
+        "job": "tests.flaky",
+        "task_id": str(run.task_id),
+    }
+    own = [r for r in records if "with key" in r["message"] or "module logger" in r["message"]]
+    assert [r["message"] for r in own] == [
+        "attempt 1 of 4 with key ********",
+        "module logger line, attempt 1",
+    ]
+    for record in own:
+        assert {name: record.get(name) for name in ids} == ids
+        assert record["level"] in ("INFO", "WARNING") and record["time"]
+    # Lines written outside the run carry no run fields.
+    ready = [r for r in records if r["message"].endswith("ready.")]
+    assert ready and "run_id" not in ready[0]
+
+
 def test_the_job_gets_the_clear_secret_that_is_stored_and_sent_sealed(broker):
     b = broker("redis" if os.environ.get("REDIS_URL") else "filesystem")
     seen = b.tmp_path / "seen.txt"

@@ -79,13 +79,14 @@ class Outcome(RunMiddleware):
         exc: BaseException | None,
     ) -> None:
         if isinstance(exc, SkipRun):  # a later middleware decided not to run it
-            recording.finish(
+            if recording.finish(
                 claimed.id,
                 task_id=claimed.task_id,
                 status=Status.SKIPPED,
                 now=now,
                 note=exc.reason,
-            )
+            ):
+                state.ended = Status.SKIPPED
             return
         redactor = state.redactor
         logs = redactor.text(state.logs)
@@ -154,10 +155,12 @@ class Outcome(RunMiddleware):
             following.attempt,
             delay,
         )
+        state.ended = Status.RETRYING
         run_events.finished(claimed.id, Status.RETRYING, claimed.schedule_id, facts=claimed.facts)
         publish_attempt(run, following, countdown=delay, app=self.app, clock=self.clock)
 
     def _occurrence_over(self, state: RunState, claimed: Claimed, status: str) -> None:
+        state.ended = status
         if claimed.id is not None:
             # Alerting listens.
             run_events.finished(claimed.id, status, claimed.schedule_id, facts=claimed.facts)
@@ -175,12 +178,14 @@ def write_end(state: RunState, *, wait: bool, **fields: Any) -> bool:
     assert claimed is not None and state.start is not None
     retried = state.end_retried
     done = recording.finish(claimed.id, task_id=claimed.task_id, wait=wait or retried, **fields)
-    if done or not retried or claimed.id is None:
-        return done
-    if recording.claim(claimed.id, **state.start.fields(), check_overlap=False) is None:
-        return False  # not waiting either: ended or cancelled meanwhile
-    logger.warning("run %s: its start was lost by the database; recorded again", claimed.id)
-    return recording.finish(claimed.id, wait=True, **fields)
+    if not done and retried and claimed.id is not None:
+        if recording.claim(claimed.id, **state.start.fields(), check_overlap=False) is None:
+            return False  # not waiting either: ended or cancelled meanwhile
+        logger.warning("run %s: its start was lost by the database; recorded again", claimed.id)
+        done = recording.finish(claimed.id, wait=True, **fields)
+    if done:
+        state.ended = fields["status"]
+    return done
 
 
 def qualified_name(exc: Any) -> str:

@@ -66,6 +66,8 @@ class RunState:
     capture: LogCapture | None = None
     #: The job's log lines, once the capture is over.
     logs: str = ""
+    #: The status the attempt's end recorded (None: no end recorded by this process).
+    ended: str | None = None
     #: A plain task's failure, as Celery reported it before the task's end.
     error: BaseException | None = None
     traceback: str = ""
