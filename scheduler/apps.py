@@ -7,7 +7,7 @@ class SchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celery.signals import beat_init, worker_init
+        from celery.signals import worker_init
         from django.db.models.signals import post_migrate
 
         from scheduler import checks  # noqa: F401
@@ -22,4 +22,4 @@ class SchedulerConfig(AppConfig):
         alerts.connect(beat_loop_turned=beat_events.loop_turned)
         # The worker's and beat's main process serve their metrics on METRICS_PORT.
         worker_init.connect(metrics.start_exporter, dispatch_uid="metrics.worker")
-        beat_init.connect(metrics.start_exporter, dispatch_uid="metrics.beat")
+        beat_events.loop_turned.connect(metrics.start_exporter, dispatch_uid="metrics.beat")

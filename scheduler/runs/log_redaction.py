@@ -37,9 +37,17 @@ def current() -> _Redacts | None:
     return _current.get()
 
 
+#: A record's own attributes; any other was given as ``extra`` (Celery puts a task's return
+#: value and arguments there), and a JSON formatter writes it out.
+_RECORD_FIELDS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+)
+
+
 class SecretFilter(logging.Filter):
-    """Masks the current run's secret values in a record: its message, and its traceback
-    (formatted here, since a formatter would format it again from the exception)."""
+    """Masks the current run's secret values in a record: its message, its traceback
+    (formatted here, since a formatter would format it again from the exception) and the
+    values given as ``extra``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = _current.get()
@@ -57,6 +65,9 @@ class SecretFilter(logging.Filter):
             record.exc_text = redactor.text(record.exc_text)
         if record.stack_info:
             record.stack_info = redactor.text(record.stack_info)
+        for name, value in list(record.__dict__.items()):
+            if name not in _RECORD_FIELDS:
+                record.__dict__[name] = scrub(value, redactor)
         return True
 
 

@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from scheduler import metrics  # noqa: F401  (the definitions, registered on import)
 from scheduler.alerts.models import Incident
 from scheduler.runs.models import JobRun
 
@@ -108,10 +109,16 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
 
 
+_serving = False
+
+
 def start_exporter(sender: Any = None, **kwargs: Any) -> None:
-    """Serve this process's metrics on ``METRICS_PORT`` (worker and beat; off when 0)."""
+    """Serve this process's metrics on ``METRICS_PORT`` (worker and beat; off when 0), once:
+    beat calls it at each turn of its loop (its apps are loaded only as the loop starts)."""
+    global _serving
     port = settings.METRICS_PORT
-    if not port:
+    if not port or _serving:
         return
+    _serving = True
     start_http_server(port, addr=settings.METRICS_ADDR, registry=process_registry())
     logger.info("metrics: serving on %s:%d", settings.METRICS_ADDR, port)

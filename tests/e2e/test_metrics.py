@@ -4,6 +4,7 @@ multiprocess directory the worker's pool writes to), and the web app's /metrics.
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -22,8 +23,16 @@ def free_port() -> int:
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
+    """The exposition on ``port``; empty while nothing listens there yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+    except ConnectionRefusedError:
+        return ""
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            return ""
+        raise
 
 
 def test_a_worker_and_a_beat_serve_their_metrics(platform, client_app, tmp_path):

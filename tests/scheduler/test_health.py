@@ -24,9 +24,9 @@ def _json(response) -> dict:
     return json.loads(response.content)
 
 
-def test_healthz_answers_with_no_query_and_any_host(client, django_assert_num_queries):
-    with django_assert_num_queries(0):
-        response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")  # a pod IP: not allowed
+def test_healthz_answers_with_no_query_and_any_host(client):
+    # No django_db mark: a query would raise.
+    response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")  # a pod IP: not allowed
     assert response.status_code == 200
     assert _json(response) == {"status": "ok"}
 

@@ -52,4 +52,4 @@ def test_the_scrape_counts_pending_and_running_runs(client, settings):
     assert sample(text, "jobs_runs_running") == 1.0
     assert sample(text, "jobs_incidents_open") == 0.0
     # The processes' own metrics are there too (this process's, without a multiprocess dir).
-    assert "# TYPE jobs_runs counter" in text
+    assert "# TYPE jobs_runs_total counter" in text
