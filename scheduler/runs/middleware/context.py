@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs_catalog.middleware import Middleware, RunInfo
+from jobs_catalog.middleware import RunInfo
 from scheduler.runs import log_context
 from scheduler.runs.messages import attempt_id_of
+from scheduler.runs.middleware.state import RunMiddleware
 from scheduler.schedules.periodic import SCHEDULE_HEADER
 
 
-class LogContext(Middleware):
+class LogContext(RunMiddleware):
     """Outermost, so the other middlewares' lines carry the run's ids too. The ids come from
     the message's headers: no query is made for them (a direct call has none until it is
     recorded, and is known by its task id)."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobs_catalog.middleware import Middleware, RunInfo
+from jobs_catalog.middleware import RunInfo
 from scheduler import metrics
-from scheduler.runs.middleware.state import state_of
+from scheduler.runs.middleware.state import RunMiddleware, state_of
 from scheduler.runs.models import JobRun
 
 
-class RunMetrics(Middleware):
+class RunMetrics(RunMiddleware):
     """Outside the outcome, so it reads the status the end recorded; a delivery the claim
     dropped (a duplicate, a run cancelled meanwhile) ended nothing and counts nothing."""
 
