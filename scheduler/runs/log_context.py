@@ -23,10 +23,6 @@ def clear() -> None:
     _current.set(None)
 
 
-def current() -> dict[str, Any] | None:
-    return _current.get()
-
-
 class RunContextFilter(logging.Filter):
     """Adds the run's fields to each record logged during a run (never drops a record)."""
 

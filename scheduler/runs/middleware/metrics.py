@@ -16,15 +16,11 @@ class RunMetrics(RunMiddleware):
     """Outside the outcome, so it reads the status the end recorded; a delivery the claim
     dropped (a duplicate, a run cancelled meanwhile) ended nothing and counts nothing."""
 
-    def before_run(self, run: RunInfo) -> None:
-        run.state[__name__] = time.monotonic()
-
     def after_run(self, run: RunInfo, result: Any, exc: BaseException | None) -> None:
-        status = state_of(run).ended
-        if status is None:
+        state = state_of(run)
+        if state.ended is None:
             return
-        began = run.state.get(__name__)
-        duration = time.monotonic() - began if began is not None else None
-        metrics.run_ended(run.job.name, status, duration)
+        metrics.run_ended(run.job.name, state.ended, time.monotonic() - state.began)
+        status = state.ended
         if status == JobRun.Status.RETRYING:
             metrics.RETRIES.labels(run.job.name).inc()
