@@ -51,7 +51,7 @@ SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEYS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "scheduler.web.admin_app.AdminConfig",  # django.contrib.admin with the overview
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -256,6 +256,23 @@ if SCHEDULER_REPUBLISH_AFTER < 1 or SCHEDULER_REPUBLISH_LIMIT < 0:
         f"SCHEDULER_REPUBLISH_AFTER={SCHEDULER_REPUBLISH_AFTER} must be at least 1 and "
         f"SCHEDULER_REPUBLISH_LIMIT={SCHEDULER_REPUBLISH_LIMIT} at least 0."
     )
+
+# --- The overview (the admin's landing page) ------------------------------------------------
+# Seconds between two stamps of a beat's heartbeat; a beat not heard from for
+# SCHEDULER_BEAT_LOST_AFTER seconds is shown stopped (red) on the overview.
+SCHEDULER_BEAT_HEARTBEAT = env_float("SCHEDULER_BEAT_HEARTBEAT", 10.0)
+SCHEDULER_BEAT_LOST_AFTER = env_float("SCHEDULER_BEAT_LOST_AFTER", 60.0)
+if not 0 < SCHEDULER_BEAT_HEARTBEAT < SCHEDULER_BEAT_LOST_AFTER:
+    raise ImproperlyConfigured(
+        f"SCHEDULER_BEAT_HEARTBEAT={SCHEDULER_BEAT_HEARTBEAT} must be above 0 and below "
+        f"SCHEDULER_BEAT_LOST_AFTER={SCHEDULER_BEAT_LOST_AFTER} (a few heartbeats in it)."
+    )
+# Seconds between two refreshes (by beat) of the run history rolled up by hour for the charts,
+# and of the forecast of the next day's fire times; 0 turns either off.
+OVERVIEW_ROLLUP_INTERVAL = env_float("OVERVIEW_ROLLUP_INTERVAL", 30.0)
+OVERVIEW_FORECAST_INTERVAL = env_float("OVERVIEW_FORECAST_INTERVAL", 600.0)
+# Schedules due in the same second (without jitter) from which the forecast flags a pile-up.
+OVERVIEW_PILEUP_AT = env_int("OVERVIEW_PILEUP_AT", 100)
 
 # --- Alerts -------------------------------------------------------------------------------
 # Project-wide defaults of every schedule's alert rules; a schedule's alert policy overrides

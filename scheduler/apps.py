@@ -13,8 +13,15 @@ class SchedulerConfig(AppConfig):
         from scheduler import checks  # noqa: F401
         from scheduler.alerts import setup as alerts
         from scheduler.beat import events as beat_events
-        from scheduler.runs import plain_tasks  # noqa: F401  (records plain tasks' runs, in workers only)
-        from scheduler.schedules import periodic  # noqa: F401  (keeps cron entries in step)
+        from scheduler.beat import heartbeats as beat_heartbeats
+        from scheduler.runs import (
+            plain_tasks,  # noqa: F401  (records plain tasks' runs, in workers only)
+            rollup,
+        )
+        from scheduler.schedules import (
+            forecast,
+            periodic,  # noqa: F401  (keeps cron entries in step)
+        )
         from scheduler.schedules.platform_schedules import create_platform_schedules
         from scheduler.web import metrics
 
@@ -23,3 +30,7 @@ class SchedulerConfig(AppConfig):
         # The worker's and beat's main process serve their metrics on METRICS_PORT.
         worker_init.connect(metrics.start_exporter, dispatch_uid="metrics.worker")
         beat_events.loop_turned.connect(metrics.start_exporter, dispatch_uid="metrics.beat")
+        # Beat stamps its heartbeat and keeps the overview's rollup and forecast fresh.
+        beat_events.loop_turned.connect(beat_heartbeats.offer, dispatch_uid="beat.heartbeat")
+        beat_events.loop_turned.connect(rollup.offer, dispatch_uid="overview.rollup")
+        beat_events.loop_turned.connect(forecast.offer, dispatch_uid="overview.forecast")

@@ -7,9 +7,9 @@ from scheduler.alerts.models import (
     Incident,
     WatchdogLease,
 )
-from scheduler.beat.models import BeatChange, BeatEntry
-from scheduler.runs.models import JobRun, WorkerHeartbeat
-from scheduler.schedules.models import MisfirePolicy, OverlapPolicy, Schedule
+from scheduler.beat.models import BeatChange, BeatEntry, BeatHeartbeat
+from scheduler.runs.models import JobRun, RollupMark, RunHour, WorkerHeartbeat
+from scheduler.schedules.models import LoadForecast, MisfirePolicy, OverlapPolicy, Schedule
 
 __all__ = [
     "AlertChannel",
@@ -17,10 +17,14 @@ __all__ = [
     "AlertPolicy",
     "BeatChange",
     "BeatEntry",
+    "BeatHeartbeat",
     "Incident",
     "JobRun",
+    "LoadForecast",
     "MisfirePolicy",
     "OverlapPolicy",
+    "RollupMark",
+    "RunHour",
     "Schedule",
     "WatchdogLease",
     "WorkerHeartbeat",

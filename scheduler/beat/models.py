@@ -46,3 +46,21 @@ class BeatChange(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["xid"], name="beatchange_xid")]
+
+
+class BeatHeartbeat(models.Model):
+    """Each beat process stamps its row as its loop turns, so the overview can tell a beat
+    that stopped (no stamp for ``SCHEDULER_BEAT_LOST_AFTER`` seconds) from one that runs."""
+
+    #: ``host:pid``, one row per beat process.
+    name = models.CharField(max_length=300, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "beat heartbeat"
+
+    def __str__(self) -> str:
+        return f"{self.name} (seen {self.last_seen_at:%H:%M:%S})"

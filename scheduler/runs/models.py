@@ -151,6 +151,10 @@ class JobRun(models.Model):
                 name="run_failures",
                 condition=Q(status__in=["failed", "timed_out", "lost"]),
             ),
+            # The overview's rollup reads the runs that ended since it last ran.
+            models.Index(
+                fields=["finished_at"], name="run_finished", condition=Q(finished_at__isnull=False)
+            ),
             # Runs still running (the reaper, the "running now" view).
             models.Index(fields=["started_at"], name="run_running", condition=Q(status="running")),
             # Retention: the oldest first.
@@ -214,3 +218,39 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid}, seen {self.last_seen_at:%H:%M:%S})"
+
+
+# The overview's pre-aggregated history: runs that ended in an hour, by job and outcome.
+class RunHour(models.Model):
+    """Runs that ended within ``hour`` for one job and outcome, with their durations (counts
+    per bucket of ``scheduler.runs.rollup.DURATION_BOUNDS``) and dispatch lag. A few rows per
+    job and hour, so a week of charts reads thousands of rows, not millions of runs."""
+
+    hour = models.DateTimeField()
+    task_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16)
+    runs = models.PositiveIntegerField(default=0)
+    duration_sum = models.FloatField(default=0)
+    durations = models.JSONField(default=list)
+    lag_sum = models.FloatField(default=0)
+    lag_max = models.FloatField(null=True)
+    lag_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "run hour"
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "task_name", "status"], name="runhour_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.task_name} {self.status}: {self.runs}"
+
+
+class RollupMark(models.Model):
+    """How far the rollup has read: runs that ended before ``rolled_until`` are counted."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    rolled_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.rolled_until:%Y-%m-%d %H:%M:%S}"

@@ -82,6 +82,14 @@ class Schedule(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The overview's "paused" panel, newest first, without reading every schedule.
+        indexes = [
+            models.Index(
+                fields=["-paused_at"],
+                name="schedule_paused",
+                condition=Q(paused_at__isnull=False),
+            )
+        ]
         permissions = [
             ("run_schedule", "Can run a schedule now or backfill it"),
             ("pause_schedule", "Can pause and resume a schedule"),
@@ -144,3 +152,20 @@ class Schedule(models.Model):
     @property
     def is_active(self) -> bool:
         return self.enabled and not self.is_paused
+
+
+class LoadForecast(models.Model):
+    """When the enabled schedules are due over the next day, counted per bin, and the
+    instants where many are due in the same second (``scheduler.schedules.forecast``):
+    recomputed now and then, read by the overview in one row."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    computed_at = models.DateTimeField()
+    start = models.DateTimeField()
+    bin_seconds = models.PositiveIntegerField()
+    bins = models.JSONField(default=list)
+    peaks = models.JSONField(default=list)
+    schedules = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} forecast from {self.start:%Y-%m-%d %H:%M}"

@@ -146,7 +146,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_per_page = 100
 
     class Media:
-        css = {"all": ("scheduler/admin.css",)}
+        css = {"all": ("scheduler/admin.css", "scheduler/charts.css")}
 
     # --- permissions ------------------------------------------------------------------------
     def has_run_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -33,6 +33,7 @@ from jobs_catalog.admin import ReadOnlyAdminMixin
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
 from scheduler.schedules.models import Schedule
+from scheduler.web import charts
 from scheduler.web.changelist import UncountedChangeList
 from scheduler.web.display import (
     NONE,
@@ -554,4 +555,25 @@ def recent_runs_panel(schedule: Schedule, site_name: str = "admin") -> str:
             rows,
         ),
     )
-    return format_html("<p>{}</p>{}<p>{}</p>", figures, table, everything)
+    return format_html(
+        '<p>{}</p><div class="scheduler-spark">{}</div>{}<p>{}</p>',
+        figures,
+        run_sparkline(summary.spark, schedule.timezone),
+        table,
+        everything,
+    )
+
+
+def run_sparkline(runs: list[JobRun], zone: str) -> str:
+    """A schedule's last runs as bars: height the duration, colour the outcome."""
+    marks = [
+        charts.Spark(
+            run.duration,
+            charts.OUTCOME_CLASSES.get(run.status, "skipped"),
+            f"{format_moment(run.scheduled_for, zone, seconds=True)}: "
+            f"{status_label(run.status)}, {format_duration(run.duration)}",
+        )
+        for run in runs
+    ]
+    label = f"Duration and outcome of the last {len(marks)} runs, oldest first"
+    return format_html('{}<p class="help">{}</p>', charts.sparkline(marks, label), label)

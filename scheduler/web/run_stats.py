@@ -17,6 +17,8 @@ Status = JobRun.Status
 
 #: Runs listed on a schedule's page.
 RECENT_RUNS = 20
+#: Runs drawn in a schedule's sparkline.
+SPARK_RUNS = 100
 #: Runs with an outcome that the rate and the durations are computed over.
 SAMPLE_RUNS = 200
 #: Outcomes counted by the success rate: the job ran and ended one way or the other. Skipped,
@@ -38,6 +40,8 @@ LISTED_FIELDS = (
 @dataclass
 class RunSummary:
     recent: list[JobRun] = field(default_factory=list)
+    #: The last ``SPARK_RUNS`` runs, oldest first.
+    spark: list[JobRun] = field(default_factory=list)
     #: Runs with an outcome in the sample, and how many of them succeeded.
     sampled: int = 0
     succeeded: int = 0
@@ -74,7 +78,8 @@ def schedule_summary(
     schedule: Schedule, *, recent: int = RECENT_RUNS, sample: int = SAMPLE_RUNS
 ) -> RunSummary:
     runs = JobRun.objects.filter(schedule=schedule).order_by("-scheduled_for", "-id")
-    summary = RunSummary(recent=list(runs.only(*LISTED_FIELDS)[:recent]))
+    last = list(runs.only(*LISTED_FIELDS)[: max(recent, SPARK_RUNS)])
+    summary = RunSummary(recent=last[:recent], spark=last[:SPARK_RUNS][::-1])
     outcomes = list(runs.filter(status__in=OUTCOMES).values_list("status", "duration")[:sample])
     summary.sampled = len(outcomes)
     durations = [d for status, d in outcomes if status == Status.SUCCEEDED and d is not None]

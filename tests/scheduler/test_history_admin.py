@@ -507,9 +507,30 @@ def test_the_schedule_page_reads_a_bounded_number_of_runs(
     many = history_queries()
     assert len(many) == len(few)
     limits = [int(m) for q in many for m in re.findall(r"LIMIT (\d+)", q)]
-    assert 20 in limits and 200 in limits
+    assert 100 in limits and 200 in limits  # the last runs (sparkline), the sample
     html = admin_client.get(url).content.decode()
     assert html.count('<tr><td><a href="/admin/scheduler/jobrun/') == 20
+    spark = re.search(r'<div class="scheduler-spark">(.*?)</div>', html, re.S).group(1)
+    assert spark.count("<rect ") == 100
+
+
+def test_a_schedule_page_draws_its_last_runs_as_a_sparkline(admin_client, make_schedule, make_run):
+    schedule = make_schedule()
+    make_run(schedule, 3, status=Status.SUCCEEDED, duration=2.0)
+    make_run(schedule, 2, status=Status.FAILED, duration=8.0)
+    make_run(schedule, 1, status=Status.SKIPPED)
+    url = reverse("admin:scheduler_schedule_change", args=[schedule.pk])
+    html = admin_client.get(url).content.decode()
+    spark = re.search(r'<div class="scheduler-spark">(.*?)</div>', html, re.S).group(1)
+    bars = re.findall(
+        r'<rect class="bar ([\w-]+)"[^>]*height="([\d.]+)"><title>([^<]*)</title>', spark
+    )
+    # Oldest first, coloured by outcome, as tall as the duration (the longest fills it).
+    assert [css for css, _, _ in bars] == ["ok", "failed", "skipped"]
+    heights = [float(h) for _, h, _ in bars]
+    assert heights[1] == 40 and heights[0] == 10 and heights[2] < heights[0]
+    assert "Failed, 8.0 s" in bars[1][2]
+    assert "last 3 runs" in spark
 
 
 def test_viewers_without_history_permission_see_no_runs_panel(

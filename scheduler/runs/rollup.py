@@ -1,0 +1,292 @@
+"""The run history rolled up by hour, for the overview's charts.
+
+``refresh`` adds the runs that ended since it last ran to ``RunHour`` (one row per hour, job
+and outcome: counts, a duration histogram, dispatch lag) and moves ``RollupMark`` on. Beat
+offers to refresh at each turn of its loop. The overview reads the rolled-up hours, plus the
+few runs that ended after the mark (``read``), so its figures are current without ever
+grouping the raw history.
+
+Two refreshers never count a run twice: each moves the mark from the value it read with a
+conditional UPDATE in the transaction that adds the counts, and the one that finds the mark
+moved gives up. Runs are read ``MARGIN`` behind the clock, so a run committed a moment after
+it ended is not skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from scheduler.clock import Clock, get_clock
+from scheduler.runs.models import JobRun, RollupMark, RunHour
+
+logger = logging.getLogger(__name__)
+
+#: Upper bounds (seconds) of the duration buckets; one more bucket holds longer runs.
+DURATION_BOUNDS: tuple[float, ...] = (
+    0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+)  # fmt: skip
+MARK = "runs"
+#: Runs are rolled up this far behind the clock (a worker's clock may run a little ahead,
+#: and a run is committed a moment after it ends).
+MARGIN = timedelta(seconds=60)
+#: The first refresh reads back this far (the overview's longest window is a week).
+FIRST_LOOK_BACK = timedelta(days=8)
+#: Each transaction of a refresh adds at most this much history.
+STEP = timedelta(hours=1)
+#: Rolled-up hours older than this are deleted.
+KEEP = timedelta(days=35)
+
+_READ_FIELDS = (
+    "finished_at", "task_name", "status", "duration", "trigger", "scheduled_for", "published_at",
+)  # fmt: skip
+_next_offer = 0.0
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_of(seconds: float) -> int:
+    return bisect.bisect_left(DURATION_BOUNDS, seconds)
+
+
+@dataclass
+class Tally:
+    """What is counted for one (hour, job, outcome)."""
+
+    runs: int = 0
+    duration_sum: float = 0.0
+    durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS) + 1))
+    lag_sum: float = 0.0
+    lag_max: float | None = None
+    lag_count: int = 0
+
+    def add_run(self, duration: float | None, lag: float | None) -> None:
+        self.runs += 1
+        if duration is not None:
+            self.duration_sum += duration
+            self.durations[bucket_of(duration)] += 1
+        if lag is not None:
+            self.lag_sum += lag
+            self.lag_count += 1
+            self.lag_max = lag if self.lag_max is None else max(self.lag_max, lag)
+
+    def merge(self, other: Tally) -> None:
+        self.runs += other.runs
+        self.duration_sum += other.duration_sum
+        for index, count in enumerate(other.durations[: len(self.durations)]):
+            self.durations[index] += count
+        self.lag_sum += other.lag_sum
+        self.lag_count += other.lag_count
+        if other.lag_max is not None:
+            self.lag_max = (
+                other.lag_max if self.lag_max is None else max(self.lag_max, other.lag_max)
+            )
+
+    @classmethod
+    def of_row(cls, row: RunHour) -> Tally:
+        durations = list(row.durations) + [0] * (len(DURATION_BOUNDS) + 1 - len(row.durations))
+        return cls(row.runs, row.duration_sum, durations, row.lag_sum, row.lag_max, row.lag_count)
+
+
+Key = tuple[datetime, str, str]
+
+
+def tally(since: datetime, until: datetime | None = None) -> dict[Key, Tally]:
+    """The runs that ended in [since, until), counted by (hour, task, status); read through
+    the ``run_finished`` index, the heavy text fields never loaded."""
+    runs = JobRun.objects.filter(finished_at__gte=since)
+    if until is not None:
+        runs = runs.filter(finished_at__lt=until)
+    out: dict[Key, Tally] = {}
+    beat = JobRun.Trigger.BEAT
+    for finished, task, status, duration, trigger, scheduled, published in runs.values_list(
+        *_READ_FIELDS
+    ).iterator(chunk_size=5000):
+        # Dispatch lag (published minus scheduled) is beat's alone: a manual or backfilled
+        # run has no due time to be late for.
+        lag = None
+        if trigger == beat and published is not None:
+            lag = max((published - scheduled).total_seconds(), 0.0)
+        out.setdefault((hour_of(finished), task, status), Tally()).add_run(duration, lag)
+    return out
+
+
+def _move_mark(start: datetime | None, end: datetime) -> bool:
+    """Claim the range up to ``end``: True when the mark still stood at ``start``."""
+    if start is not None:
+        return bool(
+            RollupMark.objects.filter(name=MARK, rolled_until=start).update(rolled_until=end)
+        )
+    try:
+        with transaction.atomic():
+            RollupMark.objects.create(name=MARK, rolled_until=end)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _store(counts: dict[Key, Tally]) -> None:
+    if not counts:
+        return
+    hours = {hour for hour, _, _ in counts}
+    existing = RunHour.objects.filter(
+        hour__in=hours,
+        task_name__in={task for _, task, _ in counts},
+        status__in={status for _, _, status in counts},
+    )
+    merged = dict(counts)
+    for row in existing:
+        key = (hour_of(row.hour), row.task_name, row.status)
+        if key in merged:
+            total = Tally.of_row(row)
+            total.merge(merged[key])
+            merged[key] = total
+    RunHour.objects.bulk_create(
+        [
+            RunHour(
+                hour=hour,
+                task_name=task,
+                status=status,
+                runs=t.runs,
+                duration_sum=t.duration_sum,
+                durations=t.durations,
+                lag_sum=t.lag_sum,
+                lag_max=t.lag_max,
+                lag_count=t.lag_count,
+            )
+            for (hour, task, status), t in merged.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["hour", "task_name", "status"],
+        update_fields=["runs", "duration_sum", "durations", "lag_sum", "lag_max", "lag_count"],
+    )
+
+
+def rolled_until() -> datetime | None:
+    return RollupMark.objects.filter(name=MARK).values_list("rolled_until", flat=True).first()
+
+
+def refresh(now: datetime) -> int:
+    """Roll up the runs that ended up to ``now - MARGIN``; returns how many were added (0 when
+    another process rolled them up first)."""
+    cutoff = now - MARGIN
+    start = rolled_until()
+    position = start if start is not None else hour_of(now - FIRST_LOOK_BACK)
+    added = 0
+    while position < cutoff:
+        end = min(cutoff, position + STEP)
+        with transaction.atomic():
+            if not _move_mark(start, end):
+                return added
+            counts = tally(position, end)
+            _store(counts)
+        added += sum(t.runs for t in counts.values())
+        start = position = end
+    RunHour.objects.filter(hour__lt=hour_of(now - KEEP)).delete()
+    return added
+
+
+def offer(sender: Any = None, clock: Clock | None = None, **kwargs: Any) -> None:
+    """Beat's ``loop_turned``: refresh every ``OVERVIEW_ROLLUP_INTERVAL`` seconds. Never
+    raises (it runs inside beat's loop)."""
+    global _next_offer
+    interval = settings.OVERVIEW_ROLLUP_INTERVAL
+    if interval <= 0 or time.monotonic() < _next_offer:
+        return
+    _next_offer = time.monotonic() + interval
+    try:
+        added = refresh((clock or get_clock()).now())
+    except Exception:
+        logger.exception("overview rollup: the refresh failed; trying again next time")
+        return
+    if added:
+        logger.debug("overview rollup: %d runs added", added)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollup:
+    """Counts since a moment, rolled-up hours and the runs after the mark together."""
+
+    #: (hour, task, status) -> Tally, for every hour in the window.
+    cells: dict[Key, Tally]
+    rolled_until: datetime | None
+
+    def by_hour(self) -> dict[datetime, Counter[str]]:
+        out: dict[datetime, Counter[str]] = {}
+        for (hour, _, status), t in self.cells.items():
+            out.setdefault(hour, Counter())[status] += t.runs
+        return out
+
+    def by_task(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = {}
+        for (_, task, status), t in self.cells.items():
+            out.setdefault(task, Counter())[status] += t.runs
+        return out
+
+    def durations_by_task(self, status: str = JobRun.Status.SUCCEEDED) -> dict[str, Tally]:
+        out: dict[str, Tally] = {}
+        for (_, task, cell_status), t in self.cells.items():
+            if cell_status == status:
+                out.setdefault(task, Tally()).merge(t)
+        return out
+
+    def lag_by_hour(self) -> dict[datetime, Tally]:
+        out: dict[datetime, Tally] = {}
+        for (hour, _, _), t in self.cells.items():
+            if t.lag_count:
+                out.setdefault(hour, Tally()).merge(t)
+        return out
+
+
+def read(since: datetime) -> Rollup:
+    """The hours from ``since`` on: one query over ``RunHour`` and one over the runs that
+    ended after the mark (a minute or two of them while beat refreshes)."""
+    mark = rolled_until()
+    cells: dict[Key, Tally] = {}
+    for row in RunHour.objects.filter(hour__gte=hour_of(since)):
+        cells[(hour_of(row.hour), row.task_name, row.status)] = Tally.of_row(row)
+    tail_from = max(mark, since) if mark is not None else since
+    for key, t in tally(tail_from).items():
+        cells.setdefault(key, Tally()).merge(t)
+    return Rollup(cells, mark)
+
+
+def percentile(t: Tally, fraction: float) -> float | None:
+    """The ``fraction`` percentile of a tally's durations, estimated from the buckets
+    (linear within the bucket); None without durations."""
+    total = sum(t.durations)
+    if not total:
+        return None
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(t.durations):
+        if count and seen + count >= rank:
+            low = DURATION_BOUNDS[index - 1] if index else 0.0
+            if index >= len(DURATION_BOUNDS):
+                return low
+            high = DURATION_BOUNDS[index]
+            return low + (high - low) * max(rank - seen, 0) / count
+        seen += count
+    return DURATION_BOUNDS[-1]
+
+
+def hours(since: datetime, now: datetime) -> Iterable[datetime]:
+    """Every hour from ``since``'s to ``now``'s."""
+    hour, last = hour_of(since), hour_of(now)
+    while hour <= last:
+        yield hour
+        hour += timedelta(hours=1)
