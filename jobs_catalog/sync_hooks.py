@@ -20,6 +20,9 @@ def sync_after_migrate(using: str = "default", **kwargs: Any) -> None:
     sync_job_definitions(using=using)
 
 
+# Beat sends beat_init once Django is set up (Celery's Django fixup, as beat's loader imports
+# the task modules) and its scheduler is made, so this receiver, connected by the app's
+# ready(), hears it (tests/e2e/test_catalog_sync_at_beat_start.py starts a real beat).
 @beat_init.connect
 def sync_at_beat_start(**kwargs: Any) -> None:
     try:

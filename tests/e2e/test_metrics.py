@@ -3,36 +3,14 @@ multiprocess directory the worker's pool writes to), and the web app's /metrics.
 
 from __future__ import annotations
 
-import socket
-import urllib.error
-import urllib.request
-
 import pytest
 
-from tests.support.metrics import sample
+from tests.support.metrics import sample, scrape
 from tests.support.processes import celery_beat, celery_worker, wait_for
 from tests.support.runs import over, run_now
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> str:
-    """The exposition on ``port``; empty while nothing listens there yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return response.read().decode()
-    except ConnectionRefusedError:
-        return ""
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return ""
-        raise
 
 
 def test_a_worker_and_a_beat_serve_their_metrics(platform, client_app, tmp_path):
@@ -51,7 +29,7 @@ def test_a_worker_and_a_beat_serve_their_metrics(platform, client_app, tmp_path)
         first = run_now(client_app, platform.queue, "tests.touch_file", {"path": str(marker)})
         wait_for(lambda: over(first), 30, "the run")
         # Counted in a pool process, served by the main process from the shared directory.
-        text = scrape(worker_port)
+        text = scrape(worker_port) or ""
         labels = {"job": "tests.touch_file"}
         assert sample(text, "jobs_runs_total", status="succeeded", **labels) == 1.0
         assert sample(text, "jobs_run_duration_seconds_count", **labels) == 1.0
@@ -60,7 +38,7 @@ def test_a_worker_and_a_beat_serve_their_metrics(platform, client_app, tmp_path)
         assert "jobs_incidents_open" not in text
     with celery_beat(tmp_path, beat_env):
         wait_for(
-            lambda: (sample(scrape(beat_port), "jobs_beat_claim_seconds_count") or 0) >= 2,
+            lambda: (sample(scrape(beat_port) or "", "jobs_beat_claim_seconds_count") or 0) >= 2,
             30,
             "beat's claims",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,14 +76,25 @@ class Process:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- log ---\n{self.output()[-3000:]}") from None
 
-    def stop(self, timeout: float = 20) -> int:
+    def stop(self, timeout: float = 20, *, main_only: bool = False) -> int:
+        """SIGTERM, then SIGKILL to the whole group after ``timeout``; the exit code.
+
+        ``main_only``: SIGTERM to the main process alone, as systemd's ``KillMode=mixed``
+        does (gunicorn and Celery stop their own children; a pool process signalled directly
+        can die holding the pool's lock); what is left of the group is killed after it."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
+            if main_only:
+                self.popen.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout)
+            if main_only:
+                with contextlib.suppress(ProcessLookupError):  # every child left with it
+                    os.killpg(self.popen.pid, signal.SIGKILL)
         self._handle.close()
         return self.popen.returncode
 

@@ -1,0 +1,44 @@
+"""HTTP requests a test makes to a server it started: the answer whatever its status, or None
+while nothing listens there yet."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Message
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def fetch(
+    url: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> Response | None:
+    """GET ``url``; None when no answer came: the connection was refused (nothing listens
+    yet) or no reply within ``timeout`` (a server still starting its workers)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Response(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as exc:
+        return Response(exc.code, exc.headers, exc.read())
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError | TimeoutError):
+            return None
+        raise
+    except (ConnectionRefusedError, TimeoutError):
+        return None
