@@ -4,6 +4,7 @@ real PostgreSQL, against the same list with Django's stock paging.
     python -m bench.history_admin                    # 2,000,000 runs over 10,000 schedules
     python -m bench.history_admin --json > out.jsonl
     python -m bench.history_admin --runs 200000 --schedules 1000 --prune   # smaller, + pruning
+    python -m bench.history_admin --schedules 100000 --case overview_24h --case overview_7d
 
 It creates a database of its own, seeds it with SQL (``INSERT ... SELECT generate_series``,
 the secondary indexes built after the load), runs ``VACUUM ANALYZE``, then requests each page
@@ -57,6 +58,8 @@ class Case:
     path: str
     #: Measured against the stock-paging list too.
     baseline: bool = True
+    #: The overview: measured against its figures grouped over the raw history instead.
+    overview: str = ""
 
 
 def schedule_name(i: int) -> str:
@@ -77,7 +80,86 @@ def cases(schedule_id: int, probe_name: str) -> list[Case]:
         Case("list_last_7_days", "scheduler/jobrun/?scheduled=7d"),
         Case("list_page_50", "scheduler/jobrun/?p=50"),
         Case("schedule_page", f"scheduler/schedule/{schedule_id}/change/", baseline=False),
+        Case("overview_24h", "", baseline=False, overview="24 hours"),
+        Case("overview_7d", "?window=7d", baseline=False, overview="7 days"),
     ]
+
+
+# The overview's history figures the obvious way: grouped over the raw run history at each
+# view, with the database's own percentiles. The baseline of the overview cases.
+NAIVE_OVERVIEW_SQL = [
+    # Runs per hour by outcome.
+    """SELECT date_trunc('hour', finished_at) AS hour, status, count(*)
+       FROM scheduler_jobrun WHERE finished_at >= now() - %(window)s::interval
+       GROUP BY 1, 2""",
+    # Failure rate per job.
+    """SELECT task_name, count(*) FILTER (WHERE status IN ('failed', 'timed_out', 'lost')),
+              count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'timed_out', 'lost'))
+       FROM scheduler_jobrun WHERE finished_at >= now() - %(window)s::interval
+       GROUP BY 1""",
+    # p50 / p95 duration per job.
+    """SELECT task_name, percentile_cont(0.5) WITHIN GROUP (ORDER BY duration),
+              percentile_cont(0.95) WITHIN GROUP (ORDER BY duration)
+       FROM scheduler_jobrun
+       WHERE finished_at >= now() - %(window)s::interval AND status = 'succeeded'
+       GROUP BY 1""",
+    # Dispatch lag per hour.
+    """SELECT date_trunc('hour', finished_at),
+              avg(extract(epoch FROM published_at - scheduled_for)),
+              max(extract(epoch FROM published_at - scheduled_for))
+       FROM scheduler_jobrun
+       WHERE finished_at >= now() - %(window)s::interval AND trigger = 'beat'
+         AND published_at IS NOT NULL
+       GROUP BY 1""",
+]
+
+
+def measure_naive_overview(window: str, repeats: int) -> dict[str, Any]:
+    """The naive GROUP BYs' server time (no page rendered: the baseline only gets cheaper)."""
+    from django.db import connection
+
+    times = []
+    with connection.cursor() as cursor:
+        for attempt in range(repeats + 1):  # the first warms the cache, as measure() does
+            started = time.perf_counter()
+            for sql in NAIVE_OVERVIEW_SQL:
+                cursor.execute(sql, {"window": window})
+                cursor.fetchall()
+            if attempt:
+                times.append((time.perf_counter() - started) * 1000)
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(percentile(times, 0.95), 1),
+        "max_ms": round(max(times), 1),
+        "queries": len(NAIVE_OVERVIEW_SQL),
+        "rows": None,
+        "paging": "naive: GROUP BY over the raw history per view",
+    }
+
+
+def prepare_overview() -> dict[str, float]:
+    """What beat keeps ready for the overview, from nothing: the first rollup (the last 8
+    days of history) and the forecast of the next day over every schedule. Timed."""
+    from django.utils import timezone
+
+    from scheduler.runs import rollup
+    from scheduler.schedules import forecast
+
+    started = time.perf_counter()
+    added = rollup.refresh(timezone.now())
+    rollup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    result = forecast.refresh(timezone.now())
+    forecast_s = time.perf_counter() - started
+    log(
+        f"overview: first rollup of {added} runs in {rollup_s:.1f}s; forecast of "
+        f"{result.schedules} schedules ({len(result.peaks)} pile-ups) in {forecast_s:.2f}s"
+    )
+    return {
+        "rollup_first_s": round(rollup_s, 2),
+        "rollup_runs": added,
+        "forecast_s": round(forecast_s, 2),
+    }
 
 
 # --- seeding --------------------------------------------------------------------------------
@@ -246,7 +328,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
-def measure(client: Any, url: str, repeats: int) -> dict[str, Any]:
+def measure(client: Any, url: str, repeats: int, fresh: bool = False) -> dict[str, Any]:
+    """``fresh``: empty Django's cache before each request (the overview caches the queue
+    depths for a few seconds; each timed view pays for asking the broker)."""
+    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -259,6 +344,8 @@ def measure(client: Any, url: str, repeats: int) -> dict[str, Any]:
     rows = response.content.decode().count('class="field-scheduled_column"')
     times = []
     for _ in range(repeats):
+        if fresh:
+            cache.clear()
         started = time.perf_counter()
         response = client.get(url)
         times.append((time.perf_counter() - started) * 1000)
@@ -307,10 +394,13 @@ def run_cases(opts: argparse.Namespace, version: str | None) -> list[dict[str, A
     client.force_login(user)
     probe = Schedule.objects.order_by("pk")[opts.schedules // 2]
     results = []
+    prepared: dict[str, float] | None = None
     for case in cases(probe.pk, probe.name):
         if opts.case and case.name not in opts.case:
             continue
-        ours = measure(client, f"/admin/{case.path}", opts.repeats)
+        if case.overview and prepared is None:
+            prepared = prepare_overview()
+        ours = measure(client, f"/admin/{case.path}", opts.repeats, fresh=bool(case.overview))
         result: dict[str, Any] = {
             "case": case.name,
             "url": f"/admin/{case.path}",
@@ -326,12 +416,15 @@ def run_cases(opts: argparse.Namespace, version: str | None) -> list[dict[str, A
             stock = measure(client, f"/stock/{case.path}", opts.repeats)
             result["baseline"] = {k: v for k, v in stock.items() if k != "sql"}
             result["baseline"]["paging"] = "Django stock: COUNT(*) + show_full_result_count"
+        if case.overview:
+            result["baseline"] = measure_naive_overview(case.overview, opts.repeats)
+            result["prepared"] = prepared
         if opts.explain:
             log(f"{case.name}:\n{explain(ours['sql'])}")
         log(
             f"{case.name}: {ours['median_ms']} ms median, {ours['max_ms']} ms max, "
             f"{ours['queries']} queries"
-            + (f"; stock paging {result['baseline']['median_ms']} ms" if result["baseline"] else "")
+            + (f"; baseline {result['baseline']['median_ms']} ms" if result["baseline"] else "")
         )
         results.append(result)
     return results
@@ -369,9 +462,9 @@ def table(results: list[dict[str, Any]]) -> str:
         "max ms",
         "queries",
         "rows",
-        "stock median ms",
-        "stock max ms",
-        "stock queries",
+        "baseline median ms",
+        "baseline max ms",
+        "baseline queries",
         "target",
     )
     rows = [head]

@@ -269,7 +269,7 @@ if not 0 < SCHEDULER_BEAT_HEARTBEAT < SCHEDULER_BEAT_LOST_AFTER:
     )
 # Seconds between two refreshes (by beat) of the run history rolled up by hour for the charts,
 # and of the forecast of the next day's fire times; 0 turns either off.
-OVERVIEW_ROLLUP_INTERVAL = env_float("OVERVIEW_ROLLUP_INTERVAL", 30.0)
+OVERVIEW_ROLLUP_INTERVAL = env_float("OVERVIEW_ROLLUP_INTERVAL", 15.0)
 OVERVIEW_FORECAST_INTERVAL = env_float("OVERVIEW_FORECAST_INTERVAL", 600.0)
 # Schedules due in the same second (without jitter) from which the forecast flags a pile-up.
 OVERVIEW_PILEUP_AT = env_int("OVERVIEW_PILEUP_AT", 100)
