@@ -83,7 +83,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps' templates: admin/base_site.html must come before the one of
+        # django.contrib.admin, which the app loader finds first (apps load in order).
+        "DIRS": [BASE_DIR / "scheduler" / "web" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

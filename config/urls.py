@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic.base import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages that link no icon (the admin's pages link one).
+    path("favicon.ico", RedirectView.as_view(url=static("scheduler/favicon.ico"))),
 ]
