@@ -75,6 +75,8 @@ def _y_axis(top: float, width: int, height: int, fmt: Callable[[float], str]) ->
     plot_h = height - PAD_TOP - PAD_BOTTOM
     out = []
     for fraction in (0.0, 0.5, 1.0):
+        if fraction == 0.5 and fmt(top * fraction) in (fmt(0), fmt(top)):
+            continue  # a middle line that would read like an end (0.5 of 1 run)
         y = PAD_TOP + plot_h * (1 - fraction)
         out.append(
             f'<line class="grid" x1="{PAD_LEFT}" x2="{width - PAD_RIGHT}" '

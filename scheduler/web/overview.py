@@ -213,7 +213,7 @@ def _history_charts(view: Overview, since: datetime) -> None:
                 f"{task}: {failed:,} of {ran:,} runs failed ({100.0 * failed / ran:.1f}%)",
             )
         )
-    view.charts["failure_rate"] = charts.hbars(
+    view.charts["failure_rate"] = rate_rows and charts.hbars(
         rate_rows,
         ["rate"],
         "Failure rate per job",
@@ -237,7 +237,7 @@ def _history_charts(view: Overview, since: datetime) -> None:
                 f"({sum(durations[task].durations):,} successful runs)",
             )
         )
-    view.charts["durations"] = charts.hbars(
+    view.charts["durations"] = duration_rows and charts.hbars(
         duration_rows,
         ["p95", "p50"],
         "Duration per job: p50 and p95",
@@ -262,7 +262,7 @@ def _history_charts(view: Overview, since: datetime) -> None:
                 },
             )
         )
-    view.charts["lag"] = charts.lines(
+    view.charts["lag"] = bool(lag) and charts.lines(
         points,
         ["worst", "average"],
         "Dispatch lag per hour (published minus scheduled)",

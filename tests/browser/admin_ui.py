@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Locator, Page, expect
 except ImportError:  # the tests skip, or fail under CI (see conftest.browser_or_skip)
-    Page = Any
+    Locator = Page = Any
     expect = None
 
 SCHEDULES = "/admin/scheduler/schedule/"
@@ -152,21 +152,23 @@ def watch_run(page: Page, schedule_id: int, run_id: int, status: str, timeout: f
 
 
 # --- incidents ------------------------------------------------------------------------------
-def open_incidents(page: Page) -> None:
-    """Where an on-call person finds the incidents to acknowledge (the Incident admin's
-    open, unacknowledged ones)."""
-    page.goto(f"{INCIDENTS}?state=unacknowledged")
+def open_incidents(page: Page) -> Locator:
+    """Where an on-call person finds what is failing: the overview's "Failing now" panel."""
+    page.goto("/admin/")
+    return page.locator("#ov-incidents")
 
 
-def acknowledge(page: Page, title: str) -> None:
-    """Acknowledge the open incident named ``title``, from the open incidents."""
-    open_incidents(page)
-    row = page.locator("#result_list tbody tr").filter(has_text=title)
+def incident_row(page: Page, schedule_name: str) -> Locator:
+    return open_incidents(page).locator("tbody tr").filter(has_text=schedule_name)
+
+
+def acknowledge(page: Page, schedule_name: str) -> None:
+    """Acknowledge the open incident of ``schedule_name`` from the overview."""
+    row = incident_row(page, schedule_name)
     expect(row).to_have_count(1)
-    row.locator("input.action-select").check()
-    page.locator('select[name="action"]').select_option("acknowledge")
-    page.get_by_role("button", name="Go").click()
-    expect(messages(page).first).to_contain_text("1 incident(s) acknowledged")
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(messages(page).first).to_contain_text("Acknowledged")
+    expect(incident_row(page, schedule_name)).to_contain_text("acknowledged by")
 
 
 # --- the whole admin ------------------------------------------------------------------------

@@ -146,15 +146,28 @@ def test_a_failing_job_opens_an_incident_that_is_acknowledged(
     ui.watch_run(page, schedule_id, run_id, "failed", RUN_TIMEOUT)
     screenshots.take(page, "run failed in the history")
 
-    ui.open_incidents(page)
-    row = page.locator("#result_list tbody tr").filter(has_text="nightly import")
+    # The overview shows it failing, with the worker and beat alive.
+    row = ui.incident_row(page, "nightly import")
     ui.reload_until(page, lambda: row.count() == 1, RUN_TIMEOUT, "the incident to open")
-    expect(row.locator("td.field-state_badge")).to_have_text("open")
-    screenshots.take(page, "open incident")
+    expect(row.get_by_role("button", name="Acknowledge")).to_be_visible()
+    expect(page.locator("#ov-incident-count .ov-big")).to_have_text("1")
+    expect(page.locator("#ov-worker-state")).to_contain_text("Workers up")
+    ui.reload_until(
+        page,
+        lambda: "Beat running" in page.locator("#ov-beat-state").inner_text(),
+        RUN_TIMEOUT,
+        "beat's heartbeat",
+    )
+    screenshots.take(page, "failing on the overview")
     incident = Incident.objects.get(schedule_id=schedule_id)
 
-    ui.acknowledge(page, incident.title)
-    screenshots.take(page, "incident acknowledged")
+    ui.acknowledge(page, "nightly import")
+    screenshots.take(page, "acknowledged on the overview")
+    # The load ahead, computed on demand: the new schedule's next fire is in the chart.
+    page.locator("#ov-load").get_by_role("button", name="Recompute now").click()
+    expect(page.locator("#ov-load svg.chart rect").first).to_be_attached()
+    expect(page.locator("#ov-load")).to_contain_text("enabled schedules, forecast at")
+    screenshots.take(page, "load ahead recomputed")
     page.goto(f"{ui.INCIDENTS}{incident.pk}/change/")
     expect(page.locator(".field-state_badge .readonly")).to_have_text("acknowledged")
     expect(page.locator(".field-acknowledged .readonly")).to_contain_text(f"by {USERNAME}")
