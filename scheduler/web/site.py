@@ -29,6 +29,7 @@ class JobsAdminSite(admin.AdminSite):
     site_title = "Scheduled jobs"
     index_title = "Overview"
     index_template = "admin/scheduler/overview.html"
+    site_url = None  # the platform serves no site besides the admin: no "View site" link
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
