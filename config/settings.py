@@ -380,6 +380,8 @@ LOGGING = {
         "secrets": {"()": "scheduler.runs.log_redaction.SecretFilter"},
         # The run's ids on each line written during a run (scheduler.runs.log_context).
         "run": {"()": "scheduler.runs.log_context.RunContextFilter"},
+        # Celery's "Task ... succeeded" line: its return value on one short line.
+        "task_success": {"()": "scheduler.runs.success_log.BoundTaskSuccess"},
     },
     "handlers": {
         "console": {
@@ -389,7 +391,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery.app.trace": {"filters": ["task_success"]},
+    },
 }
 
 # --- Sentry -------------------------------------------------------------------------------
