@@ -18,7 +18,13 @@ from django.utils.http import urlencode
 from jobs_catalog.admin import ReadOnlyAdminMixin
 from scheduler.alerts import incidents, tasks
 from scheduler.alerts import messages as alert_messages
-from scheduler.alerts.forms import AlertChannelForm, AlertPolicyForm, masked_destination
+from scheduler.alerts.forms import (
+    KIND_FIELDS,
+    AlertChannelForm,
+    AlertPolicyForm,
+    masked_destination,
+    page_fields,
+)
 from scheduler.alerts.models import (
     NOTIFIED_NOBODY,
     AlertChannel,
@@ -30,6 +36,16 @@ from scheduler.formatting import NONE, compact_time, monospace
 
 
 # --- channels -----------------------------------------------------------------------------
+#: The fieldsets of the kinds' fields: (title, fields); a fieldset is shown for the kinds
+#: that use its first field (see :data:`scheduler.alerts.forms.KIND_FIELDS`).
+CHANNEL_FIELDSETS = (
+    ("Email", ("recipients",)),
+    ("Webhook", ("url", "webhook_format", "signing_secret", "clear_signing_secret")),
+    ("Sentry", ("sentry_dsn", "clear_sentry_dsn")),
+    ("Delivery", ("timeout",)),
+)
+
+
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
     form = AlertChannelForm
@@ -37,16 +53,29 @@ class AlertChannelAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "is_default")
     search_fields = ("name",)
     actions = ("send_test_alert",)
-    fieldsets = [
-        (None, {"fields": ["name", "kind", "enabled", "is_default"]}),
-        ("Email", {"fields": ["recipients"]}),
-        (
-            "Webhook",
-            {"fields": ["url", "webhook_format", "signing_secret", "clear_signing_secret"]},
-        ),
-        ("Sentry", {"fields": ["sentry_dsn", "clear_sentry_dsn"]}),
-        ("Delivery", {"fields": ["timeout"]}),
-    ]
+
+    class Media:
+        # Shows the fieldsets of the kind picked, as it is picked (a new channel's page).
+        js = ("scheduler/channel_kind.js",)
+        css = {"all": ("scheduler/admin.css",)}
+
+    def get_fieldsets(self, request: HttpRequest, obj: AlertChannel | None = None) -> list:
+        """A new channel's page has every kind's fieldsets (the script shows the picked
+        kind's); a stored channel's page only its own kind's."""
+        on_page = page_fields(obj)
+        fieldsets: list = [(None, {"fields": ["name", "kind", "enabled", "is_default"]})]
+        for title, names in CHANNEL_FIELDSETS:
+            shown = [name for name in names if name in on_page]
+            if not shown:
+                continue
+            kinds = [kind for kind, used in KIND_FIELDS.items() if names[0] in used]
+            classes = ["scheduler-kind", *(f"scheduler-kind-{kind}" for kind in kinds)]
+            fieldsets.append((title, {"fields": shown, "classes": classes}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AlertChannel | None = None) -> tuple:
+        # A channel keeps its kind (its page holds that kind's fields only): make another.
+        return ("kind",) if obj is not None else ()
 
     def has_test_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.test_alertchannel")
