@@ -144,6 +144,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Times Django renders in the admin take the platform's one shape ("2026-12-03 14:05:09 CET").
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
@@ -399,6 +401,8 @@ LOGGING = {
         "secrets": {"()": "scheduler.runs.log_redaction.SecretFilter"},
         # The run's ids on each line written during a run (scheduler.runs.log_context).
         "run": {"()": "scheduler.runs.log_context.RunContextFilter"},
+        # Celery's "Task ... succeeded" line: its return value on one short line.
+        "task_success": {"()": "scheduler.runs.success_log.BoundTaskSuccess"},
     },
     "handlers": {
         "console": {
@@ -408,7 +412,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery.app.trace": {"filters": ["task_success"]},
+    },
 }
 
 # --- Sentry -------------------------------------------------------------------------------

@@ -1,22 +1,56 @@
-"""Text both admins (the web room's and alerting's) show: a missing value, a time for a list
-column, a duration, a block of program output."""
+"""Text both admins (the web room's and alerting's) show: a missing value, a time, a
+duration, a block of program output, a JSON value.
+
+Every time in the admin has one shape, ``2026-12-03 14:05:09 CET``: :func:`format_time`.
+Times Django renders itself (the catalog's, django-celery-beat's pages) take the same shape
+from ``DATETIME_FORMAT`` in :mod:`config.formats.en.formats`.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import ast
+import json
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 from django.utils.html import format_html
 
 #: Shown for a value that cannot be computed or does not apply.
 NONE = "-"
+#: The date and time of :func:`format_time`, before the zone's abbreviation.
+TIME_SHAPE = "%Y-%m-%d %H:%M:%S"
+#: Longest text :func:`pretty_json` tries to read as a value.
+MAX_PRETTY = 100_000
+
+
+def _zone(zone: str | tzinfo | None) -> tzinfo:
+    if isinstance(zone, tzinfo):
+        return zone
+    if zone:
+        try:
+            return ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return timezone.get_current_timezone()
+
+
+def format_time(moment: datetime | None, zone: str | tzinfo | None = None) -> str:
+    """``2026-12-03 14:05:09 CET``: ``moment`` as wall time in ``zone`` (a zone name, such as
+    a schedule's, or a tzinfo; None or an unknown name: the active time zone), with the
+    zone's abbreviation, which also tells the two passes of a repeated wall time apart."""
+    if moment is None:
+        return NONE
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    local = moment.astimezone(_zone(zone))
+    return f"{local.strftime(TIME_SHAPE)} {local.tzname()}"
 
 
 def compact_time(moment: datetime | None) -> str:
-    """A time in the site's zone, short enough for a list column."""
-    if moment is None:
-        return NONE
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S}"
+    """A time in the active time zone: :func:`format_time`'s shape, as everywhere."""
+    return format_time(moment)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -39,3 +73,34 @@ def monospace(text: str | None, *, empty: str = NONE) -> str:
     if not text:
         return empty
     return format_html('<pre class="scheduler-pre">{}</pre>', text)
+
+
+def as_value(text: str) -> Any:
+    """The value ``text`` writes, when it is JSON or a Python literal (a result summary is
+    the ``repr`` of what the job returned); ``None`` when it is neither, or is plain text."""
+    text = text.strip()
+    if not text or len(text) > MAX_PRETTY or text[0] not in "[{(":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        # Literals only: nothing is evaluated. Deep nesting raises, and is shown as text.
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def pretty_json(text: str | None, *, empty: str = NONE) -> str:
+    """A JSON (or Python literal) object or list indented in a block; other text as it is."""
+    if not text:
+        return empty
+    value = as_value(text)
+    if not isinstance(value, dict | list | tuple):
+        return monospace(text, empty=empty)
+    try:
+        shown = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):  # keys JSON cannot hold (tuples...)
+        return monospace(text, empty=empty)
+    return monospace(shown, empty=empty)

@@ -97,8 +97,8 @@ def file_cleanup(
     """Delete regular files matching a pattern and older than a given age.
 
     Symlinks are never followed nor deleted, and a file that resolves outside the directory
-    is skipped; both are listed under "skipped". With dry_run nothing is deleted and
-    "removed" lists what would have been.
+    is skipped; both are listed under "skipped". "removed" lists the files deleted; with
+    dry_run nothing is deleted, and "would_remove" lists what would have been instead.
     """
     base = require_directory(directory)
     cutoff = time.time() - older_than_days * SECONDS_PER_DAY
@@ -111,7 +111,7 @@ def file_cleanup(
         removed, failed = _delete(base, candidates, cutoff)
     ctx.logger.info(
         "%s %d files (%d bytes) under %s; %d skipped%s",
-        "would delete" if dry_run else "deleted",
+        "dry run: would remove" if dry_run else "removed",
         len(removed),
         sum(c.size for c in removed),
         base,
@@ -130,7 +130,8 @@ def file_cleanup(
         "dry_run": dry_run,
         "count": len(removed),
         "bytes": sum(c.size for c in removed),
-        "removed": [c.relative for c in removed[:REPORT_LIMIT]],
+        # A dry run's report says what it would do, not what it did.
+        "would_remove" if dry_run else "removed": [c.relative for c in removed[:REPORT_LIMIT]],
         "skipped_count": len(skipped),
         "skipped": skipped[:REPORT_LIMIT],
         "limited": limited,

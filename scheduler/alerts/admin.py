@@ -18,7 +18,13 @@ from django.utils.http import urlencode
 from jobs_catalog.admin import ReadOnlyAdminMixin
 from scheduler.alerts import incidents, tasks
 from scheduler.alerts import messages as alert_messages
-from scheduler.alerts.forms import AlertChannelForm, AlertPolicyForm, masked_destination
+from scheduler.alerts.forms import (
+    KIND_FIELDS,
+    AlertChannelForm,
+    AlertPolicyForm,
+    masked_destination,
+    page_fields,
+)
 from scheduler.alerts.models import (
     NOTIFIED_NOBODY,
     AlertChannel,
@@ -26,10 +32,19 @@ from scheduler.alerts.models import (
     AlertPolicy,
     Incident,
 )
-from scheduler.formatting import NONE, compact_time, monospace
-
+from scheduler.formatting import NONE, format_time, monospace
 
 # --- channels -----------------------------------------------------------------------------
+#: The fieldsets of the kinds' fields: (title, fields); a fieldset is shown for the kinds
+#: that use its first field (see :data:`scheduler.alerts.forms.KIND_FIELDS`).
+CHANNEL_FIELDSETS = (
+    ("Email", ("recipients",)),
+    ("Webhook", ("url", "webhook_format", "signing_secret", "clear_signing_secret")),
+    ("Sentry", ("sentry_dsn", "clear_sentry_dsn")),
+    ("Delivery", ("timeout",)),
+)
+
+
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
     form = AlertChannelForm
@@ -37,16 +52,29 @@ class AlertChannelAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "is_default")
     search_fields = ("name",)
     actions = ("send_test_alert",)
-    fieldsets = [
-        (None, {"fields": ["name", "kind", "enabled", "is_default"]}),
-        ("Email", {"fields": ["recipients"]}),
-        (
-            "Webhook",
-            {"fields": ["url", "webhook_format", "signing_secret", "clear_signing_secret"]},
-        ),
-        ("Sentry", {"fields": ["sentry_dsn", "clear_sentry_dsn"]}),
-        ("Delivery", {"fields": ["timeout"]}),
-    ]
+
+    class Media:
+        # Shows the fieldsets of the kind picked, as it is picked (a new channel's page).
+        js = ("scheduler/channel_kind.js",)
+        css = {"all": ("scheduler/admin.css",)}
+
+    def get_fieldsets(self, request: HttpRequest, obj: AlertChannel | None = None) -> list:
+        """A new channel's page has every kind's fieldsets (the script shows the picked
+        kind's); a stored channel's page only its own kind's."""
+        on_page = page_fields(obj)
+        fieldsets: list = [(None, {"fields": ["name", "kind", "enabled", "is_default"]})]
+        for title, names in CHANNEL_FIELDSETS:
+            shown = [name for name in names if name in on_page]
+            if not shown:
+                continue
+            kinds = [kind for kind, used in KIND_FIELDS.items() if names[0] in used]
+            classes = ["scheduler-kind", *(f"scheduler-kind-{kind}" for kind in kinds)]
+            fieldsets.append((title, {"fields": shown, "classes": classes}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AlertChannel | None = None) -> tuple:
+        # A channel keeps its kind (its page holds that kind's fields only): make another.
+        return ("kind",) if obj is not None else ()
 
     def has_test_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.test_alertchannel")
@@ -133,9 +161,25 @@ def _run_link(run_id: int | None) -> str:
     )
 
 
-class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
+class DeliveryTimes:
+    """A delivery's times in the admin's one format."""
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: AlertDelivery) -> str:
+        return format_time(obj.created_at)
+
+    @admin.display(description="sent", ordering="sent_at")
+    def sent(self, obj: AlertDelivery) -> str:
+        return format_time(obj.sent_at)
+
+    @admin.display(description="next attempt")
+    def next_attempt(self, obj: AlertDelivery) -> str:
+        return format_time(obj.next_attempt_at)
+
+
+class DeliveryInline(DeliveryTimes, ReadOnlyAdminMixin, admin.TabularInline):
     model = AlertDelivery
-    fields = ("created_at", "channel_name", "event", "status", "attempts", "last_error", "sent_at")
+    fields = ("created", "channel_name", "event", "status", "attempts", "last_error", "sent")
     readonly_fields = fields
     extra = 0
     ordering = ("-created_at",)
@@ -214,23 +258,23 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="first seen", ordering="opened_at")
     def first_seen(self, obj: Incident) -> str:
-        return compact_time(obj.opened_at)
+        return format_time(obj.opened_at)
 
     @admin.display(description="last seen", ordering="last_seen_at")
     def last_seen(self, obj: Incident) -> str:
-        return compact_time(obj.last_seen_at)
+        return format_time(obj.last_seen_at)
 
     @admin.display(description="notified", ordering="last_notified_at")
     def notified(self, obj: Incident) -> str:
         if obj.notified_nobody:
             return _badge("failed", "nobody")
-        return compact_time(obj.last_notified_at)
+        return format_time(obj.last_notified_at)
 
     @admin.display(description="notified")
     def notified_detail(self, obj: Incident) -> str:
         if obj.notified_nobody:
             return format_html("{} {}", _badge("failed", "nobody"), NOTIFIED_NOBODY_HELP)
-        return f"last {compact_time(obj.last_notified_at)} (the messages are listed below)"
+        return f"last {format_time(obj.last_notified_at)} (the messages are listed below)"
 
     @admin.display(description="runs")
     def runs(self, obj: Incident) -> str:
@@ -252,43 +296,46 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def acknowledged(self, obj: Incident) -> str:
         if obj.acknowledged_at is None:
             return "no"
-        return f"{compact_time(obj.acknowledged_at)} by {obj.acknowledged_by or 'someone'}"
+        return f"{format_time(obj.acknowledged_at)} by {obj.acknowledged_by or 'someone'}"
 
     @admin.display(description="resolved")
     def resolved(self, obj: Incident) -> str:
         if obj.resolved_at is None:
             return "no"
-        return f"{compact_time(obj.resolved_at)}: {obj.resolution}"
+        return f"{format_time(obj.resolved_at)}: {obj.resolution}"
 
 
 # --- deliveries ---------------------------------------------------------------------------
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AlertDeliveryAdmin(DeliveryTimes, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
-        "created_at",
+        "created",
         "channel_name",
         "event",
         "incident_link",
         "status",
         "attempts",
         "last_error",
-        "sent_at",
+        "sent",
     )
     list_filter = ("status", "event", "channel")
     list_select_related = ("incident",)
     fields = (
-        "created_at",
+        "created",
         "channel_name",
         "event",
         "incident_link",
         "status",
         "attempts",
         "last_error",
-        "next_attempt_at",
-        "sent_at",
+        "next_attempt",
+        "sent",
         "payload_display",
     )
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ("scheduler/admin.css",)}
 
     @admin.display(description="incident")
     def incident_link(self, obj: AlertDelivery) -> str:

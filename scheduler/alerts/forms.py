@@ -19,6 +19,43 @@ from scheduler.secret_field import SecretField
 Kind = AlertChannel.Kind
 KEEP = "Stored, not shown: leave empty to keep it."
 
+#: The fields each kind of channel uses; the others do not apply to it (hidden, not checked,
+#: and emptied when a new channel is saved).
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    Kind.EMAIL: ("recipients",),
+    Kind.WEBHOOK: ("url", "webhook_format", "signing_secret", "clear_signing_secret", "timeout"),
+    Kind.SENTRY: ("sentry_dsn", "clear_sentry_dsn", "timeout"),
+}
+#: Fields of some kinds only, with the value that means "not used".
+KIND_ONLY_BLANK: dict[str, Any] = {
+    "recipients": "",
+    "url": "",
+    "webhook_format": AlertChannel.Format.JSON,
+    "signing_secret": "",
+    "sentry_dsn": "",
+}
+#: A secret and the checkbox that removes it (offered only when a value is stored).
+CLEARABLE = {"signing_secret": "clear_signing_secret", "sentry_dsn": "clear_sentry_dsn"}
+#: Seconds to wait for a receiver when none is given.
+DEFAULT_TIMEOUT = AlertChannel._meta.get_field("timeout").default
+
+
+def page_fields(channel: AlertChannel | None) -> tuple[str, ...]:
+    """The kinds' fields on a channel's page: every kind's on a new channel's (a script shows
+    the picked kind's), its own kind's on a stored one's; a checkbox removing a secret only
+    when a secret is stored."""
+    stored = channel is not None and channel.pk is not None
+    if stored:
+        names = KIND_FIELDS.get(channel.kind, ())
+    else:
+        names = tuple(dict.fromkeys(name for names in KIND_FIELDS.values() for name in names))
+    secret_of = {checkbox: secret for secret, checkbox in CLEARABLE.items()}
+    return tuple(
+        name
+        for name in names
+        if name not in secret_of or (stored and getattr(channel, secret_of[name]))
+    )
+
 
 class AlertChannelForm(forms.ModelForm):
     url = SecretField(label="Webhook URL", help_text="Webhook: where to POST (http or https).")
@@ -45,23 +82,42 @@ class AlertChannelForm(forms.ModelForm):
             "sentry_dsn",
         ]
         widgets = {"recipients": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"timeout": "Webhook and Sentry: seconds to wait for the receiver."}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        stored = self.instance
+        # A stored channel keeps its kind: only that kind's fields are on its page.
+        self.kind = stored.kind if stored.pk else None
+        used = set(page_fields(stored))
+        for name in [*KIND_ONLY_BLANK, "timeout", *CLEARABLE.values()]:
+            if name in self.fields and name not in used:
+                del self.fields[name]
         for name in AlertChannel.SECRET_FIELDS:
-            if self.instance.pk and getattr(self.instance, name):
+            if name in self.fields and stored.pk and getattr(stored, name):
                 self.fields[name].help_text = f"{self.fields[name].help_text} {KEEP}"
+        for name in ("timeout", "webhook_format"):  # a default applies when left empty
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         stored = self.instance
+        kind = self.kind or data.get("kind")
         for name in AlertChannel.SECRET_FIELDS:  # blank keeps what is stored
-            if not data.get(name) and stored.pk:
+            if name in self.fields and not data.get(name) and stored.pk:
                 data[name] = getattr(stored, name)
-        for name in ("signing_secret", "sentry_dsn"):
-            if data.get(f"clear_{name}"):
-                data[name] = ""
-        kind = data.get("kind")
+        for secret, checkbox in CLEARABLE.items():
+            if data.get(checkbox):
+                data[secret] = ""
+        if kind in KIND_FIELDS:  # what another kind would use is not kept
+            for name, blank in KIND_ONLY_BLANK.items():
+                if name in self.fields and name not in KIND_FIELDS[kind]:
+                    data[name] = blank
+        if "timeout" in self.fields and data.get("timeout") is None:
+            data["timeout"] = DEFAULT_TIMEOUT
+        if "webhook_format" in self.fields and not data.get("webhook_format"):
+            data["webhook_format"] = AlertChannel.Format.JSON
         if kind == Kind.EMAIL:
             self._clean_recipients(data)
         elif kind == Kind.WEBHOOK:

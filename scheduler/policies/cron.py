@@ -173,6 +173,12 @@ class CronExpression:
         """True when neither the minute nor the hour field starts with ``*``."""
         return not (self.minute.startswith("*") or self.hour.startswith("*"))
 
+    @property
+    def days_either(self) -> bool:
+        """True when a day matching either day field fires (neither starts with ``*``:
+        ``0 9 13 * 5`` fires on the 13th and on every Friday); else both must match."""
+        return not (self.day_of_month.startswith("*") or self.day_of_week.startswith("*"))
+
     @cached_property
     def _plan(self) -> _Plan:
         return _build_plan(self)
@@ -258,7 +264,7 @@ def _build_plan(expr: CronExpression) -> _Plan:
         if cron_weekdays is None
         else tuple((wd + 1) % 7 in cron_weekdays for wd in range(7))  # Monday is 0
     )
-    days_and = expr.day_of_month.startswith("*") or expr.day_of_week.startswith("*")
+    days_and = not expr.days_either
     never = days_and and not any(
         d <= (29 if m == 2 else _MONTH_DAYS[m]) for m in months for d in (days or (1,))
     )
@@ -474,10 +480,32 @@ def preview(
 
 
 def describe(expr: CronExpression | str) -> str:
-    """Human text for ``expr`` ("At 02:30", "Every minute"); the expression itself on failure."""
+    """Human text for ``expr`` ("At 02:30", "Every minute"); the expression itself on failure.
+
+    When both day fields are restricted, cron fires on a day matching either of them:
+    ``0 9 13 * 5`` is "At 09:00, on day 13 of the month or on Friday" (cron-descriptor alone
+    would say "..., only on Friday", as if both had to match)."""
     try:
+        parsed = _as_expression(expr)
         options = Options()
         options.use_24hour_time_format = True
-        return ExpressionDescriptor(_as_expression(expr).expr, options).get_description()
+        descriptor = ExpressionDescriptor(parsed.expr, options)
+        if not parsed.days_either:
+            return descriptor.get_description()
+        return _describe_either_day(descriptor, options)
     except Exception:
         return str(expr)
+
+
+def _describe_either_day(descriptor: ExpressionDescriptor, options: Options) -> str:
+    """cron-descriptor's full description, its two day parts joined by "or"."""
+    weekdays = descriptor.get_day_of_week_description().removeprefix(", ").removeprefix("only ")
+    if weekdays[:1].isupper():  # "Monday through Friday"
+        weekdays = f"on {weekdays}"
+    text = (
+        f"{descriptor.get_time_of_day_description()}"
+        f"{descriptor.get_day_of_month_description()} or {weekdays}"
+        f"{descriptor.get_month_description()}{descriptor.get_year_description()}"
+    )
+    text = descriptor.transform_verbosity(text, options.verbose)
+    return ExpressionDescriptor.transform_case(text, options.casing_type)

@@ -204,17 +204,28 @@ def run_now(schedule: Schedule) -> JobRun:
     return occurrence
 
 
+class BackfillRangeError(ValueError):
+    """A time range a backfill refuses (the message says why); nothing was queued."""
+
+
+def backfill_times(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """The times the cron had in (start, end], oldest first: what a backfill would queue.
+    Raises :class:`BackfillRangeError` for a range in the future, backwards or holding more
+    than MAX_BACKFILL occurrences (the admin checks the range before it acts)."""
+    if end <= start:
+        raise BackfillRangeError("The end of a backfill must be after its start.")
+    if end > timezone.now():
+        raise BackfillRangeError("A backfill covers the past only.")
+    times = cron.fire_times(schedule.cron, schedule.timezone, start, end, limit=MAX_BACKFILL + 1)
+    if len(times) > MAX_BACKFILL:
+        raise BackfillRangeError(
+            f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
+        )
+    return times
+
+
 def backfill(schedule: Schedule, start: datetime, end: datetime) -> list[JobRun]:
     """Queue the occurrences the cron had in (start, end], oldest first, at most
     MAX_BACKFILL; times that already have an occurrence are left alone."""
     require_valid_fields(schedule)
-    if end <= start:
-        raise ValueError("The end of a backfill must be after its start.")
-    if end > timezone.now():
-        raise ValueError("A backfill covers the past only.")
-    times = cron.fire_times(schedule.cron, schedule.timezone, start, end, limit=MAX_BACKFILL + 1)
-    if len(times) > MAX_BACKFILL:
-        raise ValueError(
-            f"That range holds more than {MAX_BACKFILL} occurrences; choose a shorter one."
-        )
-    return enqueue(schedule, times, JobRun.Trigger.BACKFILL)
+    return enqueue(schedule, backfill_times(schedule, start, end), JobRun.Trigger.BACKFILL)

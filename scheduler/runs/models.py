@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.formatting import format_time
 from scheduler.schedules.models import Schedule
 
 
@@ -168,7 +169,7 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         suffix = f" (attempt {self.attempt})" if self.attempt > 1 else ""
-        return f"{self.task_name} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S%z}{suffix}"
+        return f"{self.task_name} @ {format_time(self.scheduled_for)}{suffix}"
 
     @property
     def first_attempt_id(self) -> int:

@@ -46,7 +46,7 @@ from scheduler.schedules.periodic import save_schedule
 from scheduler.web import views
 from scheduler.web.display import (
     NONE,
-    format_moment,
+    format_time,
     masked_params,
     params_table,
     status_badge,
@@ -59,10 +59,12 @@ from scheduler.web.forms import (
     ScheduleForm,
     build_param_fields,
     job_of,
+    offered_jobs,
     schedule_form_class,
     zone_or_utc,
 )
 from scheduler.web.history_admin import JobRunAdmin, recent_runs_panel
+from scheduler.web.internal_tasks import is_internal
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +123,13 @@ OBJECT_ACTIONS = {
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
     list_display = (
-        "name",
+        "name_column",
         "job_column",
         "cron_column",
-        "timezone",
         "next_run",
         "last_run",
-        "state",
     )
+    list_display_links = ("name_column",)
     list_filter = (("job", admin.RelatedOnlyFieldListFilter), StateFilter, LastOutcomeFilter)
     list_select_related = ("job", "periodic_task__beat_entry")
     search_fields = ("name", "description", "job__name", "job__title", "cron")
@@ -172,23 +173,38 @@ class ScheduleAdmin(admin.ModelAdmin):
             )
         )
 
+    @admin.display(description="name", ordering="name")
+    def name_column(self, obj: Schedule) -> str:
+        # A long name is cut with an ellipsis (the CSS), whole in its title.
+        return format_html('<span class="scheduler-clip" title="{}">{}</span>', obj.name, obj.name)
+
     @admin.display(description="job", ordering="job__title")
     def job_column(self, obj: Schedule) -> str:
-        return format_html('<span title="{}">{}</span>', obj.job.name, obj.job.title)
+        return format_html(
+            '<span class="scheduler-clip scheduler-clip-short" title="{}">{}</span>',
+            obj.job.name,
+            obj.job.title,
+        )
 
     @admin.display(description="cron", ordering="cron")
     def cron_column(self, obj: Schedule) -> str:
+        # The zone beside the expression it is read in (no column of its own: the list must
+        # fit a laptop's window).
         return format_html(
-            '{}<br><code class="scheduler-cron-expr">{}</code>', cron.describe(obj.cron), obj.cron
+            '{}<br><code class="scheduler-cron-expr">{}</code> '
+            '<span class="scheduler-quiet scheduler-nowrap">{}</span>',
+            cron.describe(obj.cron),
+            obj.cron,
+            obj.timezone,
         )
 
     @admin.display(description="next run", ordering="periodic_task__beat_entry__next_fire_at")
     def next_run(self, obj: Schedule) -> str:
-        if not obj.enabled:
-            return "disabled"
-        if obj.is_paused:
-            return "paused"
-        return format_moment(self.next_fire(obj), obj.timezone)
+        """The next fire time of an active schedule, else its state (paused: its note in the
+        title); no state column of its own, so the list fits a laptop's window."""
+        if obj.is_paused or not obj.enabled:
+            return self.state(obj)
+        return format_time(self.next_fire(obj), obj.timezone)
 
     @admin.display(description="last run", ordering="last_run_at")
     def last_run(self, obj: Schedule) -> str:
@@ -196,7 +212,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if moment is None:
             return "never"
         return format_html(
-            "{} {}", format_moment(moment, obj.timezone), status_badge(obj.last_run_status)
+            "{}<br>{}", format_time(moment, obj.timezone), status_badge(obj.last_run_status)
         )
 
     @admin.display(description="state", ordering="paused_at")
@@ -234,7 +250,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             definition = None
             value = request.GET.get("job", "")
             if value.isdigit():
-                definition = JobDefinition.objects.filter(pk=int(value), available=True).first()
+                definition = offered_jobs().filter(pk=int(value)).first()
             request._scheduler_job = definition
         return request._scheduler_job
 
@@ -353,11 +369,11 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description="start")
     def start_display(self, obj: Schedule) -> str:
-        return format_moment(obj.start_at, obj.timezone)
+        return format_time(obj.start_at, obj.timezone)
 
     @admin.display(description="end")
     def end_display(self, obj: Schedule) -> str:
-        return format_moment(obj.end_at, obj.timezone)
+        return format_time(obj.end_at, obj.timezone)
 
     @admin.display(description="status")
     def status_display(self, obj: Schedule) -> str:
@@ -367,21 +383,21 @@ class ScheduleAdmin(admin.ModelAdmin):
             state = format_html(
                 "Paused by {} at {}{}",
                 obj.paused_by or "someone",
-                format_moment(obj.paused_at, obj.timezone),
+                format_time(obj.paused_at, obj.timezone),
                 format_html(": <q>{}</q>", obj.pause_note) if obj.pause_note else ".",
             )
         elif not obj.enabled:
             state = "Disabled: it does not run until enabled."
         else:
             state = format_html(
-                "Active; next run {}.", format_moment(self.next_fire(obj), obj.timezone)
+                "Active; next run {}.", format_time(self.next_fire(obj), obj.timezone)
             )
         last_at = getattr(obj, "last_run_at", None)
         history = reverse(f"{self.admin_site.name}:scheduler_jobrun_changelist")
         last = (
             format_html(
                 '{} {} &nbsp;<a href="{}?{}">all runs</a>',
-                format_moment(last_at, obj.timezone),
+                format_time(last_at, obj.timezone),
                 status_badge(obj.last_run_status),
                 history,
                 urlencode({"schedule": obj.pk}),
@@ -536,13 +552,12 @@ class ScheduleAdmin(admin.ModelAdmin):
                 return None
             zone_name = zones[0] if zones else "UTC"
             data = request.POST if confirmed else None
-            form = BackfillForm(data, zone=zone_or_utc(zone_name))
+            form = BackfillForm(data, zone=zone_or_utc(zone_name), schedules=list(queryset))
         elif name == "pause":
             form = PauseForm(request.POST if confirmed else None)
         needs_page = form is not None or object_view
         if (confirmed or not needs_page) and (form is None or form.is_valid()):
-            getattr(self, f"_do_{name}")(request, queryset, form)
-            return None
+            return getattr(self, f"_do_{name}")(request, queryset, form)
         return self._confirmation_page(
             request, queryset, name, form, object_view=object_view, zone_name=zone_name
         )
@@ -651,9 +666,15 @@ class ScheduleAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "resume", act)
 
-    def _do_duplicate(self, request: HttpRequest, queryset: QuerySet, form: None) -> None:
+    def _do_duplicate(
+        self, request: HttpRequest, queryset: QuerySet, form: None
+    ) -> HttpResponse | None:
+        """Copy each schedule; one copy opens on its own page, to be looked at (and enabled)."""
+        copies: list[Schedule] = []
+
         def act(schedule: Schedule) -> str:
             copy = services.duplicate(schedule)
+            copies.append(copy)
             self.log_addition(request, copy, f"Duplicated from {schedule.name}.")
             url = reverse(f"{self.admin_site.name}:scheduler_schedule_change", args=[copy.pk])
             return format_html(
@@ -664,6 +685,10 @@ class ScheduleAdmin(admin.ModelAdmin):
             )
 
         self._each(request, queryset, "duplicate", act)
+        if len(copies) == 1 and queryset.count() == 1:
+            url = reverse(f"{self.admin_site.name}:scheduler_schedule_change", args=[copies[0].pk])
+            return HttpResponseRedirect(url)
+        return None
 
     def _do_backfill(self, request: HttpRequest, queryset: QuerySet, form: BackfillForm) -> None:
         start, end = form.cleaned_data["start"], form.cleaned_data["end"]
@@ -677,8 +702,8 @@ class ScheduleAdmin(admin.ModelAdmin):
                 self.message_user(
                     request,
                     f"{schedule.name}: queued {len(occurrences)} occurrence(s), from "
-                    f"{format_moment(occurrences[0].scheduled_for, schedule.timezone)} to "
-                    f"{format_moment(occurrences[-1].scheduled_for, schedule.timezone)}.",
+                    f"{format_time(occurrences[0].scheduled_for, schedule.timezone)} to "
+                    f"{format_time(occurrences[-1].scheduled_for, schedule.timezone)}.",
                     messages.SUCCESS,
                 )
             else:
@@ -690,6 +715,10 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 admin.site.register(JobRun, JobRunAdmin)
+
+# The lists need the window's width (the run history has eight columns): no navigation
+# sidebar beside them at 1280 pixels. The breadcrumbs and the index lead everywhere.
+admin.site.enable_nav_sidebar = False
 
 
 # --- django-celery-beat's admin: superusers only --------------------------------------------
@@ -716,6 +745,37 @@ class SuperuserOnly:
         return self._is_superuser(request)
 
 
+class SchedulesNotice:
+    """A notice atop each of django-celery-beat's pages: schedules are made in the Schedules
+    admin (a catalog job, its checked parameters, its policies), which owns their entries."""
+
+    change_list_template = "admin/scheduler/beat/change_list.html"
+    change_form_template = "admin/scheduler/beat/change_form.html"
+    #: The page the notice's template extends (django-celery-beat's own, if it has one).
+    beat_form_template = "admin/change_form.html"
+
+    def _notice(self) -> dict[str, Any]:
+        return {"schedules_url": reverse(f"{self.admin_site.name}:scheduler_schedule_changelist")}
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra_context = {**(extra_context or {}), **self._notice()}
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> Any:
+        extra_context = {
+            **(extra_context or {}),
+            **self._notice(),
+            "beat_form_template": self.beat_form_template,
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
 def _managing_schedule(task: PeriodicTask | None) -> Schedule | None:
     if task is None or task.pk is None:
         return None
@@ -730,9 +790,31 @@ def _shown_kwargs(task: PeriodicTask) -> str:
     return json.dumps(masked_params(kwargs, task.task), indent=2)
 
 
-class SchedulePeriodicTaskAdmin(SuperuserOnly, beat_admin.PeriodicTaskAdmin):
+class OfferedTaskSelect(beat_admin.TaskSelectWidget):
+    """django-celery-beat's "Task (registered)" choices without the platform's own tasks."""
+
+    def tasks_as_choices(self) -> tuple:
+        return tuple(
+            (value, label)
+            for value, label in super().tasks_as_choices()
+            if not value or not is_internal(value)
+        )
+
+
+class OfferedPeriodicTaskForm(beat_admin.PeriodicTaskForm):
+    regtask = beat_admin.TaskChoiceField(
+        label=beat_admin.PeriodicTaskForm.base_fields["regtask"].label,
+        required=False,
+        widget=OfferedTaskSelect,
+    )
+
+
+class SchedulePeriodicTaskAdmin(SchedulesNotice, SuperuserOnly, beat_admin.PeriodicTaskAdmin):
     """Raw cron entries. One that a schedule owns is read-only here (edit the schedule), and
-    its secret parameters are masked."""
+    its secret parameters are masked. The platform's own tasks are not offered."""
+
+    form = OfferedPeriodicTaskForm
+    beat_form_template = beat_admin.PeriodicTaskAdmin.change_form_template
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_change_permission(request, obj) and _managing_schedule(obj) is None
@@ -787,10 +869,10 @@ def _superuser_only(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
             MaskedPeriodicTaskInline if inline is beat_admin.PeriodicTaskInline else inline
             for inline in base.inlines
         ]
-    return type(f"SuperuserOnly{base.__name__}", (SuperuserOnly, base), attrs)
+    return type(f"SuperuserOnly{base.__name__}", (SchedulesNotice, SuperuserOnly, base), attrs)
 
 
-class ScheduleCrontabAdmin(SuperuserOnly, beat_admin.CrontabScheduleAdmin):
+class ScheduleCrontabAdmin(SchedulesNotice, SuperuserOnly, beat_admin.CrontabScheduleAdmin):
     """Raw crontabs. One a schedule's cron entry uses is read-only here: editing it would
     leave the schedule's cron behind, deleting it would delete the schedule."""
 

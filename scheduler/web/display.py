@@ -4,25 +4,23 @@ by the schedules admin and the run history admin."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django.utils.html import format_html, format_html_join
 
 from jobs_catalog.params import MASK
 from jobs_catalog.registry import registry
-from scheduler.formatting import NONE, compact_time, format_duration, monospace
+from scheduler.formatting import NONE, format_duration, format_time, monospace, pretty_json
 from scheduler.runs.models import JobRun, status_label
-from scheduler.web.forms import zone_or_utc
 
 __all__ = [
     "NONE",
-    "compact_time",
     "format_duration",
-    "format_moment",
+    "format_time",
     "masked_params",
     "monospace",
     "params_table",
+    "pretty_json",
     "status_badge",
     "status_label",
     "trigger_label",
@@ -44,15 +42,6 @@ def trigger_label(trigger: str | None) -> str:
         return str(JobRun.Trigger(trigger).label)
     except ValueError:
         return trigger
-
-
-def format_moment(moment: datetime | None, zone_name: str, *, seconds: bool = False) -> str:
-    """A time as wall time in the schedule's zone, with the zone's abbreviation."""
-    if moment is None:
-        return NONE
-    local = moment.astimezone(zone_or_utc(zone_name))
-    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return f"{local.strftime(shape)} {local.tzname()}"
 
 
 def masked_params(params: Any, job_name: str) -> Any:

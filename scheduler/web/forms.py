@@ -38,17 +38,21 @@ from typing import Any
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.utils import pretty_name
 from django.utils import timezone
-from django.utils.html import escape
+from django.utils.html import format_html
 
 from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.params import ParamInfo, choices_of
 from jobs_catalog.registry import registry
 from scheduler.policies import cron
+from scheduler.runs import actions as run_actions
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.periodic import clean_schedule
 from scheduler.secret_field import SecretField
+from scheduler.web.internal_tasks import internal
 from scheduler.web.views import preview_payload
 
 PARAM_PREFIX = "param__"
@@ -283,7 +287,10 @@ def _help_text(spec: ParamSpec, editing: bool) -> str:
         parts.append(f"A JSON value ({info.type}).")
     if not info.required and spec.kind in (Kind.INTEGER, Kind.FLOAT, Kind.JSON):
         parts.append(f"Blank: the default ({_shown_default(info.default)}).")
-    return escape(" ".join(part for part in parts if part))
+    # The label is for people ("Older than days"); the hint names the parameter as the job's
+    # code and the run's page do.
+    text = " ".join(part for part in parts if part)
+    return format_html("<code>{}</code>{}", info.name, f": {text}" if text else "")
 
 
 def _shown_default(value: Any) -> str:
@@ -293,7 +300,7 @@ def _shown_default(value: Any) -> str:
 def build_param_field(spec: ParamSpec, editing: bool) -> forms.Field:
     info, schema = spec.info, spec.schema
     common: dict[str, Any] = {
-        "label": info.name,
+        "label": pretty_name(info.name),
         "required": info.required,
         "help_text": _help_text(spec, editing),
     }
@@ -348,7 +355,7 @@ def build_param_fields(job: Job | None, editing: bool) -> dict[str, forms.Field]
         fields[spec.field_name] = build_param_field(spec, editing)
         if editing and spec.info.secret and not spec.info.required:
             fields[clear_field_name(spec.name)] = forms.BooleanField(
-                label=f"clear {spec.name}",
+                label=f"Clear {pretty_name(spec.name).lower()}",
                 required=False,
                 help_text="Remove the stored value; the job's default applies.",
             )
@@ -557,7 +564,7 @@ class ScheduleForm(forms.ModelForm):
                 continue
             stored = self.stored_params.get(spec.name) not in (None, "")
             state = "A value is stored." if stored else "No value is stored."
-            field.help_text = f"{field.help_text} {state}".strip()
+            field.help_text = format_html("{} {}", field.help_text, state)
 
     def _set_retry_help(self, definition: JobDefinition | None) -> None:
         policy = (definition.retry_policy if definition is not None else None) or {}
@@ -678,11 +685,17 @@ class JobChoiceField(forms.ModelChoiceField):
         return f"{obj.title} ({obj.name})" if obj.title != obj.name else obj.name
 
 
+def offered_jobs() -> QuerySet:
+    """The jobs a schedule can run: the catalog's available jobs, none of the platform's own
+    tasks."""
+    return JobDefinition.objects.filter(available=True).exclude(internal())
+
+
 class JobPickForm(forms.Form):
     """Step one of adding a schedule: which catalog job."""
 
     job = JobChoiceField(
-        queryset=JobDefinition.objects.filter(available=True).order_by("title", "name"),
+        queryset=offered_jobs().order_by("title", "name"),
         empty_label=None,
         help_text="Only jobs whose code is installed here are offered.",
     )
@@ -698,18 +711,44 @@ class PauseForm(forms.Form):
 
 
 class BackfillForm(forms.Form):
-    """A time range, as wall time in the schedules' zone; occurrences in (start, end] run."""
+    """A time range, as wall time in the schedules' zone; occurrences in (start, end] run.
+    A range the backfill of one of ``schedules`` would refuse is an error of the form, so the
+    page shows it again with what was typed."""
 
     start = ZonedSplitDateTimeField(label="From", help_text="Exclusive.")
     end = ZonedSplitDateTimeField(label="Until", help_text="Inclusive; in the past.")
 
-    def __init__(self, *args: Any, zone: tzinfo = UTC, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        zone: tzinfo = UTC,
+        schedules: Sequence[Schedule] = (),
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.fields["start"].zone = self.fields["end"].zone = zone
+        self.schedules = list(schedules)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and end <= start:
             self.add_error("end", "The end must be after the start.")
+        elif start and end:
+            self._check_range(start, end)
         return cleaned
+
+    def _check_range(self, start: datetime, end: datetime) -> None:
+        refused: dict[str, list[str]] = {}
+        for schedule in self.schedules:
+            try:
+                run_actions.backfill_times(schedule, start, end)
+            except run_actions.BackfillRangeError as exc:
+                refused.setdefault(str(exc), []).append(schedule.name)
+            except ValueError:
+                pass  # a schedule stored with a bad cron: the action reports it
+        for reason, names in refused.items():
+            if len(names) == len(self.schedules):
+                self.add_error(None, reason)
+            else:
+                self.add_error(None, f"{', '.join(names)}: {reason}")

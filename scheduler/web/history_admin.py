@@ -37,11 +37,11 @@ from scheduler.web import charts
 from scheduler.web.changelist import UncountedChangeList
 from scheduler.web.display import (
     NONE,
-    compact_time,
     format_duration,
-    format_moment,
+    format_time,
     masked_params,
     monospace,
+    pretty_json,
     status_badge,
     status_label,
     trigger_label,
@@ -188,7 +188,7 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             '<span class="scheduler-nowrap" title="#{}">{}</span>',
             obj.pk,
-            compact_time(obj.scheduled_for),
+            format_time(obj.scheduled_for),
         )
 
     @admin.display(description="status")
@@ -199,16 +199,23 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="job")
     def job_column(self, obj: JobRun) -> str:
-        return obj.task_name
+        return format_html(
+            '<span class="scheduler-clip scheduler-clip-short" title="{}">{}</span>',
+            obj.task_name,
+            obj.task_name,
+        )
 
     @admin.display(description="schedule")
     def schedule_column(self, obj: JobRun) -> str:
         if obj.schedule_id is None:
             return NONE
+        # A long name is cut with an ellipsis (the CSS), whole in its title: one line a run.
         return format_html(
-            '<a href="{}">{}</a> <a href="?{}" class="scheduler-filter-link" '
-            'title="Only this schedule\'s runs">&#9776;</a>',
+            '<span class="scheduler-cell"><a href="{}" class="scheduler-clip" title="{}">{}</a>'
+            ' <a href="?{}" class="scheduler-filter-link" '
+            'title="Only this schedule\'s runs">&#9776;</a></span>',
             reverse(f"{self.admin_site.name}:scheduler_schedule_change", args=[obj.schedule_id]),
+            obj.schedule.name,
             obj.schedule.name,
             urlencode({"schedule": obj.schedule_id}),
         )
@@ -223,12 +230,16 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="started")
     def started_column(self, obj: JobRun) -> str:
-        moment = obj.started_at
-        if moment is None:
+        """How long after its time the run started (its start time in the title): a second
+        full time per row would not fit the list in a laptop's window."""
+        if obj.started_at is None:
             return NONE
-        local, scheduled = timezone.localtime(moment), timezone.localtime(obj.scheduled_for)
-        shown = f"{local:%H:%M:%S}" if local.date() == scheduled.date() else compact_time(moment)
-        return format_html('<span title="{}">{}</span>', compact_time(moment), shown)
+        delay = (obj.started_at - obj.scheduled_for).total_seconds()
+        return format_html(
+            '<span title="{}">{}</span>',
+            format_time(obj.started_at),
+            f"+{format_duration(delay)}" if delay >= 0.0005 else "on time",
+        )
 
     @admin.display(description="duration")
     def duration_column(self, obj: JobRun) -> str:
@@ -275,19 +286,22 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _moment(self, obj: JobRun, moment: datetime | None) -> str:
         if moment is None:
             return NONE
-        zone = self._zone(obj)
-        text = format_moment(moment, zone, seconds=True)
-        utc = format_moment(moment, "UTC", seconds=True)
+        text = format_time(moment, self._zone(obj))
+        utc = format_time(moment, "UTC")
         if text == utc:
             return text
         return format_html('{} <span class="scheduler-quiet">({})</span>', text, utc)
 
     @admin.display(description="status")
     def status_display(self, obj: JobRun) -> str:
+        # The badge names the status; only what the label adds ("committed, not yet
+        # published") is said beside it, so the status is not shown twice.
+        label = str(Status(obj.status).label) if obj.status in Status.values else ""
+        _, _, more = label.partition(" (")
+        if not more:
+            return status_badge(obj.status)
         return format_html(
-            '{} <span class="scheduler-quiet">{}</span>',
-            status_badge(obj.status),
-            JobRun.Status(obj.status).label if obj.status in Status.values else "",
+            '{} <span class="scheduler-quiet">{}</span>', status_badge(obj.status), more[:-1]
         )
 
     @admin.display(description="job")
@@ -420,7 +434,7 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="result")
     def result_display(self, obj: JobRun) -> str:
-        return monospace(obj.result)
+        return pretty_json(obj.result)
 
     @admin.display(description="error")
     def error_display(self, obj: JobRun) -> str:
@@ -537,7 +551,7 @@ def recent_runs_panel(schedule: Schedule, site_name: str = "admin") -> str:
     rows = [
         (
             reverse(f"{site_name}:scheduler_jobrun_change", args=[run.pk]),
-            format_moment(run.scheduled_for, schedule.timezone, seconds=True),
+            format_time(run.scheduled_for, schedule.timezone),
             status_badge(run.status),
             trigger_label(run.trigger),
             attempt_text(run),

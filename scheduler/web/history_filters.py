@@ -17,6 +17,7 @@ from django_celery_beat.models import PeriodicTask
 
 from jobs_catalog.models import JobDefinition
 from scheduler.schedules.models import Schedule
+from scheduler.web.internal_tasks import internal
 
 #: A name prefix matching more schedules than this filters by a subquery instead of a list.
 MAX_LISTED_SCHEDULES = 500
@@ -115,14 +116,19 @@ def schedules_named(prefix: str) -> list[int] | QuerySet:
 
 class JobFilter(admin.SimpleListFilter):
     """By job: the catalog's jobs and the tasks of plain cron entries (small tables), never
-    a DISTINCT over the history."""
+    a DISTINCT over the history; the platform's own tasks (Celery's cleanup, alert delivery)
+    are not offered, though ``?job=`` still takes any name."""
 
     title = "job"
     parameter_name = "job"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        catalog = dict(JobDefinition.objects.values_list("name", "title"))
-        tasks = PeriodicTask.objects.exclude(task__in=list(catalog)).values_list("task", flat=True)
+        catalog = dict(JobDefinition.objects.exclude(internal()).values_list("name", "title"))
+        tasks = (
+            PeriodicTask.objects.exclude(task__in=list(catalog))
+            .exclude(internal("task"))
+            .values_list("task", flat=True)
+        )
         names = {**catalog, **{task: task for task in tasks.distinct()}}
         return sorted(names.items())
 

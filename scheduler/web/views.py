@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
+from scheduler.formatting import format_time
 from scheduler.policies import cron
 
 #: How many upcoming fire times the preview lists.
@@ -17,10 +18,11 @@ MAX_INPUT = 200
 
 
 def format_fire_time(moment: datetime) -> str:
-    """``Sun 2026-03-29 03:00 CEST (UTC+02:00)``: the offset tells repeated wall times apart."""
+    """``Sun 2026-03-29 03:00:00 CEST (UTC+02:00)``: the admin's one time format, after the
+    weekday; the offset tells repeated wall times apart where the abbreviation does not."""
     offset = moment.strftime("%z")
-    offset = f"{offset[:3]}:{offset[3:]}" if offset else ""
-    return f"{moment:%a %Y-%m-%d %H:%M} {moment.tzname()} (UTC{offset})"
+    offset = f" (UTC{offset[:3]}:{offset[3:]})" if offset else ""
+    return f"{moment:%a} {format_time(moment, moment.tzinfo)}{offset}"
 
 
 def preview_payload(expr: str, tz: str, now: datetime | None = None) -> dict[str, Any]:

@@ -4,8 +4,11 @@ operators only, deliveries read-only, and a schedule's alert overrides on its pa
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from scheduler.alerts.incidents import open_incident, schedule_key
@@ -17,6 +20,7 @@ pytestmark = pytest.mark.django_db
 CHANNELS = "/admin/scheduler/alertchannel/"
 INCIDENTS = "/admin/scheduler/incident/"
 SECRET_URL = "https://hooks.example.com/services/T0/B0/SeCrEtPaTh"
+SENTRY_DSN = "https://key@sentry.example.com/42"
 
 
 def channel_data(**overrides) -> dict:
@@ -133,6 +137,69 @@ def test_only_those_allowed_see_channels_and_send_tests(member, webhook):
         {"action": "send_test_alert", "_selected_action": [AlertChannel.objects.get().pk]},
     )
     assert webhook.hooks == []
+
+
+# --- a channel's page shows its kind's fields -----------------------------------------------
+def fieldset_classes(html: str) -> list[str]:
+    return re.findall(r'<fieldset class="([^"]*scheduler-kind[^"]*)"', html)
+
+
+def test_a_new_channel_page_has_a_fieldset_per_kind_and_the_script_that_picks_one(admin_client):
+    html = admin_client.get(f"{CHANNELS}add/").content.decode()
+    classes = fieldset_classes(html)
+    assert any("scheduler-kind-email" in c and "webhook" not in c for c in classes)
+    assert any("scheduler-kind-webhook" in c and "email" not in c for c in classes)
+    # The timeout is for the kinds that wait for a receiver.
+    [delivery] = [c for c in classes if "webhook" in c and "sentry" in c]
+    assert "email" not in delivery
+    # The script comes from the app's static folder, not from another site.
+    assert finders.find("scheduler/channel_kind.js") is not None
+    scripts = re.findall(r'<script[^>]* src="([^"]+)"', html)
+    assert any(src.endswith("/static/scheduler/channel_kind.js") for src in scripts)
+    assert all(src.startswith("/") for src in scripts), scripts
+    # Nothing is stored yet: nothing to remove.
+    assert 'name="clear_signing_secret"' not in html and 'name="clear_sentry_dsn"' not in html
+
+
+def test_a_new_channel_needs_only_its_kinds_fields(admin_client):
+    response = admin_client.post(
+        f"{CHANNELS}add/",
+        {"name": "mail", "kind": "email", "enabled": "on", "recipients": "oncall@example.com"},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    channel = AlertChannel.objects.get(name="mail")
+    assert channel.recipient_list() == ["oncall@example.com"] and channel.timeout == 5.0
+    # What was typed for another kind before the kind was changed is not kept.
+    response = admin_client.post(
+        f"{CHANNELS}add/", channel_data(name="sentry", kind="sentry", sentry_dsn=SENTRY_DSN)
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    sentry = AlertChannel.objects.get(name="sentry")
+    assert (sentry.url, sentry.signing_secret, sentry.sentry_dsn) == ("", "", SENTRY_DSN)
+
+
+def test_a_stored_channels_page_has_only_its_kinds_fields(admin_client):
+    mail = AlertChannel.objects.create(name="mail", kind="email", recipients="a@example.com")
+    page = admin_client.get(f"{CHANNELS}{mail.pk}/change/").content.decode()
+    assert 'name="recipients"' in page
+    for field in ("url", "signing_secret", "sentry_dsn", "timeout", "webhook_format", "kind"):
+        assert f'name="{field}"' not in page, field
+    response = admin_client.post(
+        f"{CHANNELS}{mail.pk}/change/",
+        {"name": "mail", "enabled": "on", "recipients": "b@example.com", "kind": "webhook"},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    mail.refresh_from_db()
+    assert (mail.kind, mail.recipients) == ("email", "b@example.com")
+    # The checkbox removing a secret is there when one is stored, and only then.
+    unsigned = AlertChannel.objects.create(name="hook", kind="webhook", url=SECRET_URL)
+    page = admin_client.get(f"{CHANNELS}{unsigned.pk}/change/").content.decode()
+    assert 'name="url"' in page and 'name="recipients"' not in page
+    assert 'name="clear_signing_secret"' not in page
+    unsigned.signing_secret = SIGNING
+    unsigned.save()
+    page = admin_client.get(f"{CHANNELS}{unsigned.pk}/change/").content.decode()
+    assert 'name="clear_signing_secret"' in page and 'name="clear_sentry_dsn"' not in page
 
 
 @pytest.fixture

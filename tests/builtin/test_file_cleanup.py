@@ -53,15 +53,27 @@ def test_recursive_pattern(job, root: Path):
     assert sorted(snapshot(root)) == ["one", "one/keep.txt", "one/two"]
 
 
-def test_dry_run_deletes_nothing(job, root: Path):
+def test_dry_run_deletes_nothing_and_says_what_it_would_remove(job, root: Path, caplog):
     old(root / "a.log", 10)
     before = snapshot(root)
 
-    result = run(job, directory=str(root), pattern="*.log", older_than_days=1, dry_run=True)
+    with caplog.at_level("INFO"):
+        result = run(job, directory=str(root), pattern="*.log", older_than_days=1, dry_run=True)
 
     assert result["dry_run"] is True
-    assert result["removed"] == ["a.log"] and result["count"] == 1
+    assert result["would_remove"] == ["a.log"] and result["count"] == 1
+    assert "removed" not in result  # nothing was
     assert snapshot(root) == before
+    [line] = [r.getMessage() for r in caplog.records if " files (" in r.getMessage()]
+    assert line.startswith("dry run: would remove 1 files") and "removed" not in line
+
+
+def test_a_real_run_logs_what_it_removed(job, root: Path, caplog):
+    old(root / "a.log", 10)
+    with caplog.at_level("INFO"):
+        result = run(job, directory=str(root), pattern="*.log", older_than_days=1)
+    assert result["removed"] == ["a.log"] and "would_remove" not in result
+    assert any(r.getMessage().startswith("removed 1 files") for r in caplog.records)
 
 
 def test_max_files_takes_the_oldest(job, root: Path):

@@ -65,6 +65,20 @@ def test_worker_runs_a_catalog_job_once_under_its_name(broker, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("done ") and lines[0].endswith("attempt=1")
 
 
+def test_the_workers_success_line_does_not_hold_the_whole_result(broker, tmp_path):
+    client, env, queue = broker
+    folder = tmp_path / ("d" * 200)
+    folder.mkdir()
+    marker = folder / ("m" * 200)  # the job returns {"path": <this path>}
+    with celery_worker(tmp_path, env, queues=queue) as worker:
+        client.send_task("tests.touch_file", kwargs={"path": str(marker)}, queue=queue)
+        wait_for(marker.exists, 30, "the job to write its marker")
+        worker.wait_for_output("succeeded in", timeout=10)
+    [line] = [line for line in worker.output().splitlines() if "succeeded in" in line]
+    assert str(marker) not in line and "characters)" in line
+    assert len(line) < 500, line
+
+
 def test_worker_refuses_parameters_that_fail_the_schema(broker, tmp_path):
     client, env, queue = broker
     marker = tmp_path / "never.txt"

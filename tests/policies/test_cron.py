@@ -537,10 +537,27 @@ def test_preview_default_count() -> None:
         ("*/15 * * * *", "Every 15 minutes"),
         ("@daily", "At 00:00"),
         ("0 0 * jan mon", "At 00:00, only on Monday, only in January"),
+        # Both day fields restricted: either matching day fires (ISC cron), and it says so.
+        ("0 9 13 * 5", "At 09:00, on day 13 of the month or on Friday"),
+        (
+            "0 9 1,15 * mon-fri",
+            "At 09:00, on day 1 and 15 of the month or on Monday through Friday",
+        ),
+        ("0 9 13 6 5", "At 09:00, on day 13 of the month or on Friday, only in June"),
+        # One of them starts with '*': both must match.
+        ("0 9 */2 * 5", "At 09:00, every 2 days, only on Friday"),
+        ("0 9 13 * */2", "At 09:00, on day 13 of the month, every 2 days of the week"),
     ],
 )
 def test_describe(expr: str, text: str) -> None:
     assert describe(expr) == text
+
+
+def test_the_description_of_either_day_matches_the_fire_times() -> None:
+    # December 2026: the Fridays (the 4th, 11th, 18th) fire, and so does the 13th, a Sunday.
+    times = preview("0 9 13 * 5", "UTC", utc(2026, 12, 1), count=4)
+    assert [t.day for t in times] == [4, 11, 13, 18]
+    assert " or on Friday" in describe("0 9 13 * 5")
 
 
 def test_describe_accepts_parsed_expression_and_falls_back_to_the_text() -> None:

@@ -413,10 +413,10 @@ def test_the_list_shows_next_and_last_runs(admin_client, make_schedule):
         )
     html = admin_client.get(LIST_URL).content.decode()
     assert "At 02:30" in html and "At 12:00" in html
-    assert "2031-07-01 02:30 CEST" in html  # beat's own next fire time, in the schedule's zone
+    assert "2031-07-01 02:30:00 CEST" in html  # beat's own next fire time, in the schedule's zone
     expected = cron.next_fire("0 12 * * *", "UTC", timezone.now())
-    assert f"{expected:%Y-%m-%d %H:%M} UTC" in html
-    assert "2026-01-05 11:05 CET" in html and "scheduler-status-failed" in html
+    assert f"{expected:%Y-%m-%d %H:%M:%S} UTC" in html
+    assert "2026-01-05 11:05:00 CET" in html and "scheduler-status-failed" in html
     assert "never" in html
     assert 'title="vendor outage">paused</span>' in html
 
@@ -579,7 +579,7 @@ def test_backfill_asks_for_a_range_in_the_schedule_zone(admin_client, make_sched
     assert any("queued 3 occurrence(s)" in m for m in page_messages(response))
 
 
-def test_backfill_errors_are_messages(admin_client, make_schedule):
+def test_backfill_errors_are_said_on_its_page_or_in_messages(admin_client, make_schedule):
     schedule = make_schedule("future", cron="0 * * * *")
     later = timezone.now() + timedelta(days=2)
     fields = {
@@ -589,7 +589,7 @@ def test_backfill_errors_are_messages(admin_client, make_schedule):
         "end_1": "00:00",
     }
     response = confirm_action(admin_client, "backfill", [schedule], **fields)
-    assert "future: A backfill covers the past only." in page_messages(response)
+    assert response.context["form"].non_field_errors() == ["A backfill covers the past only."]
     assert not JobRun.objects.filter(schedule=schedule).exists()
 
     other = make_schedule("elsewhere", timezone="Asia/Tokyo")

@@ -195,7 +195,7 @@ def test_fields_follow_the_parameters(sample_job):
     assert isinstance(fields["param__labels"], KeyValueField)
     assert isinstance(fields["param__matrix"], forms.JSONField)
     assert "JSON" in fields["param__matrix"].help_text
-    assert fields["param__matrix"].label == "matrix"
+    assert fields["param__matrix"].label == "Matrix"
     token = fields["param__token"]
     assert isinstance(token, SecretField)
     assert isinstance(token.widget, forms.PasswordInput) and not token.widget.render_value
@@ -518,7 +518,7 @@ def test_preview_lists_the_next_fire_times_in_the_schedule_zone():
         "2026-03-31T02:30:00+02:00",
         "2026-04-01T02:30:00+02:00",
     ]
-    assert payload["next_display"][1] == "Sun 2026-03-29 03:00 CEST (UTC+02:00)"
+    assert payload["next_display"][1] == "Sun 2026-03-29 03:00:00 CEST (UTC+02:00)"
 
 
 def test_preview_reports_errors():

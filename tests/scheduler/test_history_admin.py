@@ -96,7 +96,8 @@ def test_the_list_shows_each_run_with_badge_job_schedule_trigger_attempt_and_dur
     assert 'class="scheduler-badge scheduler-status-failed">Failed</span>' in html
     assert HTTP_JOB in html and "2 of 3" in html and "1 min 15 s" in html
     schedule_page = reverse("admin:scheduler_schedule_change", args=[schedule.pk])
-    assert f'<a href="{schedule_page}">nightly export</a>' in html
+    link = f'<a href="{schedule_page}" class="scheduler-clip" title="nightly export">'
+    assert f"{link}nightly export</a>" in html
     assert f'href="?schedule={schedule.pk}"' in html
     assert ">Beat<" in html
     # No counting anywhere on the page, and no "show all".
