@@ -48,11 +48,6 @@ def format_time(moment: datetime | None, zone: str | tzinfo | None = None) -> st
     return f"{local.strftime(TIME_SHAPE)} {local.tzname()}"
 
 
-def compact_time(moment: datetime | None) -> str:
-    """A time in the active time zone: :func:`format_time`'s shape, as everywhere."""
-    return format_time(moment)
-
-
 def format_duration(seconds: float | None) -> str:
     """0.042 -> "42 ms", 75.2 -> "1 min 15 s", 7322 -> "2 h 2 min"."""
     if seconds is None:

@@ -584,7 +584,7 @@ def run_sparkline(runs: list[JobRun], zone: str) -> str:
         charts.Spark(
             run.duration,
             charts.OUTCOME_CLASSES.get(run.status, "skipped"),
-            f"{format_moment(run.scheduled_for, zone, seconds=True)}: "
+            f"{format_time(run.scheduled_for, zone)}: "
             f"{status_label(run.status)}, {format_duration(run.duration)}",
         )
         for run in runs

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from scheduler.alerts import incidents
 from scheduler.alerts.models import Incident
 from scheduler.clock import get_clock
-from scheduler.formatting import compact_time
+from scheduler.formatting import format_time
 from scheduler.schedules import forecast
 from scheduler.schedules.rules import MAX_JITTER
 from scheduler.web import overview
@@ -103,7 +103,7 @@ class JobsAdminSite(admin.AdminSite):
             messages.success(
                 request,
                 f"Jitter of {seconds} s set on {changed:,} schedule(s) due at "
-                f"{compact_time(at)}; each now starts at its own moment within it.",
+                f"{format_time(at)}; each now starts at its own moment within it.",
             )
             return self._back(request)
         context = {
