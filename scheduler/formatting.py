@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 #: Shown for a value that cannot be computed or does not apply.
 NONE = "-"
@@ -99,3 +102,15 @@ def pretty_json(text: str | None, *, empty: str = NONE) -> str:
     except (TypeError, ValueError):  # keys JSON cannot hold (tuples...)
         return monospace(text, empty=empty)
     return monospace(shown, empty=empty)
+
+
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def doc_text(text: str | None, words: int | None = None) -> str:
+    """A job's description as written in its docstring, for a page: escaped, with its
+    ````literals```` as code, cut to ``words`` words if given."""
+    text = text or ""
+    if words is not None:
+        text = Truncator(text).words(words)
+    return mark_safe(_LITERAL.sub(r"<code>\1</code>", str(escape(text))))

@@ -37,6 +37,7 @@ from django_celery_beat.models import (
 
 from jobs_catalog.models import JobDefinition
 from scheduler.alerts.admin import AlertPolicyInline
+from scheduler.formatting import doc_text
 from scheduler.policies import cron
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
@@ -273,7 +274,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> list:
         definition = obj.job if obj is not None else self._requested_job(request)
-        about = definition.description if definition is not None else ""
+        about = doc_text(definition.description) if definition is not None else ""
         if self._can_edit(request, obj):
             when: list[Any] = ["cron", "timezone", ("start_at", "end_at"), "enabled"]
             fields = build_param_fields(job_of(definition), editing=obj is not None)
@@ -459,6 +460,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                     job,
                     "?" + urlencode({**preserved, "job": job.pk}),
                     len((job.params_schema or {}).get("properties", {})),
+                    doc_text(job.description, words=40),
                 )
                 for job in jobs
             ],

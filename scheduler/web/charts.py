@@ -233,16 +233,23 @@ class Spark:
 
 
 def sparkline(
-    marks: Sequence[Spark], label: str, *, width: int = 400, height: int = 40
+    marks: Sequence[Spark],
+    label: str,
+    *,
+    width: int = 400,
+    height: int = 40,
+    slots: int | None = None,
 ) -> SafeString:
     """A bar per run, oldest first, as tall as its duration and coloured by its outcome; a run
-    without a duration (skipped, missed, still queued) is a short tick."""
+    without a duration (skipped, missed, still queued) is a short tick. With ``slots``, bars
+    keep the width of that many and the newest sits at the right end, so a schedule with few
+    runs does not get fat bars."""
     top = max((m.value for m in marks if m.value is not None), default=0) or 1.0
-    slot = width / max(len(marks), 1)
+    slot = width / max(slots or len(marks), len(marks), 1)
+    start = width - slot * len(marks)
     body = []
     for i, mark in enumerate(marks):
         h = max(height * (mark.value or 0) / top, 2.0) if mark.value is not None else 3.0
-        body.append(
-            _rect(i * slot + slot * 0.1, height - h, slot * 0.8, h, f"bar {mark.css}", mark.tip)
-        )
+        x = start + i * slot + slot * 0.1
+        body.append(_rect(x, height - h, slot * 0.8, h, f"bar {mark.css}", mark.tip))
     return _svg(width, height, label, body, "spark")

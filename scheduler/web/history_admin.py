@@ -48,7 +48,7 @@ from scheduler.web.display import (
 )
 from scheduler.web.history_filters import JobFilter, ScheduledFilter, ScheduleFilter
 from scheduler.web.history_search import HELP_TEXT, search_runs
-from scheduler.web.run_stats import schedule_summary
+from scheduler.web.run_stats import SPARK_RUNS, schedule_summary
 
 Status = JobRun.Status
 
@@ -536,9 +536,9 @@ def recent_runs_panel(schedule: Schedule, site_name: str = "admin") -> str:
     rate = summary.success_rate
     figures = (
         format_html(
-            "Over the last {} runs with an outcome: <strong>{}</strong> succeeded ({} of {}); "
+            "Over the last {} with an outcome: <strong>{}</strong> succeeded ({} of {}); "
             "duration of a successful run: median {}, p95 {}.",
-            summary.sampled,
+            f"{summary.sampled} runs" if summary.sampled != 1 else "run",
             f"{rate:.0%}" if rate is not None else NONE,
             summary.succeeded,
             summary.sampled,
@@ -589,5 +589,7 @@ def run_sparkline(runs: list[JobRun], zone: str) -> str:
         )
         for run in runs
     ]
-    label = f"Duration and outcome of the last {len(marks)} runs, oldest first"
-    return format_html('{}<p class="help">{}</p>', charts.sparkline(marks, label), label)
+    runs_text = f"{len(marks)} runs" if len(marks) != 1 else "run"
+    label = f"Duration and outcome of the last {runs_text}, oldest first"
+    sparkline = charts.sparkline(marks, label, slots=SPARK_RUNS)
+    return format_html('{}<p class="help">{}</p>', sparkline, label)

@@ -112,12 +112,13 @@ def resume(page: Page, schedule_id: int) -> None:
 
 
 def schedule_state(page: Page, name: str) -> Any:
-    """The state badge of schedule ``name`` in the schedules' list (its title: the note)."""
+    """The "next run" cell of schedule ``name`` in the schedules' list: its next fire time,
+    or a paused or disabled badge (a paused one's title: the note)."""
     page.goto(SCHEDULES)
     row = page.locator("#result_list tbody tr").filter(
         has=page.get_by_role("link", name=name, exact=True)
     )
-    return row.locator("td.field-state .scheduler-badge")
+    return row.locator("td.field-next_run")
 
 
 def status_field(page: Page) -> Any:

@@ -332,7 +332,7 @@ def test_platform_tasks_are_not_offered_as_jobs(admin_client, make_schedule):
     )
     internal = JobDefinition.objects.get(name="scheduler.alerts.deliver")
     picker = admin_client.get(f"{SCHEDULES}add/")
-    offered = {job.name for job, _, _ in picker.context["jobs"]}
+    offered = {job.name for job, *_ in picker.context["jobs"]}
     assert HTTP_JOB in offered and "scheduler.alerts.deliver" not in offered
     # Asked for by its id, it is refused: back to the list of jobs.
     assert admin_client.get(f"{SCHEDULES}add/?job={internal.pk}").context["jobs"]
@@ -417,3 +417,14 @@ def test_either_day_crons_are_described_as_cron_fires_them(admin_client, make_sc
     assert 4 in weekdays and (13 in days or len(payload["next"]) == 5)
     listing = admin_client.get(SCHEDULES).content.decode()
     assert "At 09:00, on day 13 of the month or on Friday" in listing
+
+
+def test_job_descriptions_show_their_literals_as_code(admin_client):
+    from jobs_catalog.models import JobDefinition
+
+    JobDefinition.objects.filter(name="builtin.http_request").update(
+        description="Calls ``url`` <b>once</b>."
+    )
+    html = admin_client.get(f"{SCHEDULES}add/").content.decode()
+    assert "Calls <code>url</code> &lt;b&gt;once&lt;/b&gt;." in html
+    assert "``url``" not in html
