@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from celery import current_app
 from django.core.cache import cache
+from kombu import Connection
 
 from jobs_catalog.models import JobDefinition
 from scheduler.schedules.models import Schedule
@@ -43,16 +44,18 @@ def known_queues() -> list[str]:
     return sorted(names)
 
 
-def ask_broker(queues: list[str], timeout: float = TIMEOUT) -> Depths:
-    app = current_app
+def ask_broker(queues: list[str], timeout: float = TIMEOUT, url: str | None = None) -> Depths:
+    """The depths of ``queues`` on the platform's broker (or the one at ``url``)."""
     try:
-        with app.connection_for_read() as conn:
+        with Connection(url) if url else current_app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
             out: dict[str, int | None] = {}
             for name in queues:
                 channel = conn.channel()
                 try:
                     out[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.connection_errors:
+                    raise  # some transports connect only now (Redis): the broker is away
                 except conn.channel_errors:  # the broker has no such queue (yet)
                     out[name] = 0
                 finally:

@@ -184,7 +184,8 @@ def test_make_run_serves_the_admin_runs_demo_jobs_and_stops_on_ctrl_c(tmp_path):
             f"{base}/admin/login/?next=/admin/", opener, urllib.parse.urlencode(fields).encode()
         )
         assert status == 200 and urllib.parse.urlsplit(url).path == "/admin/", (status, url)
-        assert "Site administration" in home
+        # The overview, with the demo's processes alive on it.
+        assert "<title>Overview | Scheduled jobs</title>" in home and 'id="ov-history"' in home
 
         # Beat sends the every-minute health check at the next minute boundary and the worker
         # runs it (a GET of the login page above): allow until then, plus some slack.
