@@ -16,8 +16,10 @@ A room imports only the rooms below it (``tests/test_layout.py`` holds the code 
 - ``alerts/``: all of alerting: models, admin, forms, rules, incidents, watchdog, channels.
   Imports runs only through run events, models and redaction; schedules, policies.
 - ``web/``: the admin (schedules, run history), forms, views, the probes (``/healthz``,
-  ``/readyz``) and the metrics' exposition; later the overview and the API. Imports any room.
-- Shared bottom modules, under every room and importing none: ``clock``, ``failpoints``,
+  ``/readyz``), the metrics' exposition and the overview (``site``, ``overview``, ``charts``);
+  later the API. Imports any room.
+- Shared bottom modules, under every room and importing none: ``background`` (work on beat's
+  loop in a thread of its own), ``clock``, ``failpoints``,
   ``db``, ``formatting``, ``metrics`` (the Prometheus metrics each room counts),
   ``secret_field``.
 - Above the rooms: ``apps`` (connects the rooms in ``ready()``), ``admin`` and ``models``

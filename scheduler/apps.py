@@ -32,5 +32,7 @@ class SchedulerConfig(AppConfig):
         beat_events.loop_turned.connect(metrics.start_exporter, dispatch_uid="metrics.beat")
         # Beat stamps its heartbeat and keeps the overview's rollup and forecast fresh.
         beat_events.loop_turned.connect(beat_heartbeats.offer, dispatch_uid="beat.heartbeat")
-        beat_events.loop_turned.connect(rollup.offer, dispatch_uid="overview.rollup")
-        beat_events.loop_turned.connect(forecast.offer, dispatch_uid="overview.forecast")
+        beat_events.loop_turned.connect(rollup.in_background.offer, dispatch_uid="overview.rollup")
+        beat_events.loop_turned.connect(
+            forecast.in_background.offer, dispatch_uid="overview.forecast"
+        )

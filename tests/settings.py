@@ -3,6 +3,8 @@
 Child processes (workers, beats) get the same app through EXTRA_INSTALLED_APPS.
 """
 
+import sys
+
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS
 
@@ -18,6 +20,9 @@ JOBS_HISTORY_PRUNE_CRON = ""
 # jobs_catalog.builtin.http_destinations); the destination policy's own tests override this.
 JOBS_HTTP_ALLOW = ["127.0.0.1"]
 
-# The forecast runs in a thread of its own in beat; in the test process, whose beats are
-# driven by tests inside a transaction, it would race the test's teardown. Its tests call it.
-OVERVIEW_FORECAST_INTERVAL = 0
+# Beat runs the overview's rollup and forecast in threads of their own. In the test process,
+# whose beats are driven by tests inside a transaction, such a thread would race the test's
+# teardown: off there (their tests call them). Child beats (no pytest) run them as deployed.
+if "pytest" in sys.modules:
+    OVERVIEW_ROLLUP_INTERVAL = 0
+    OVERVIEW_FORECAST_INTERVAL = 0

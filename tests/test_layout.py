@@ -25,6 +25,7 @@ APPS = ("config", "jobs_catalog", "scheduler")
 
 #: Modules every room may import: they import no room themselves.
 SHARED = {
+    "scheduler.background",
     "scheduler.clock",
     "scheduler.db",
     "scheduler.failpoints",

@@ -2,9 +2,10 @@
 
 ``refresh`` adds the runs that ended since it last ran to ``RunHour`` (one row per hour, job
 and outcome: counts, a duration histogram, dispatch lag) and moves ``RollupMark`` on. Beat
-offers to refresh at each turn of its loop. The overview reads the rolled-up hours, plus the
-runs that ended after the mark (``read``: a minute or two of them, grouped by the database),
-so its figures are current without grouping the whole history.
+offers to refresh at each turn of its loop, in a thread (``scheduler.background``). The
+overview reads the rolled-up hours, plus the runs that ended after the mark (``read``: a
+minute or two of them, grouped by the database), so its figures are current without grouping
+the whole history.
 
 Two refreshers never count a run twice: each moves the mark from the value it read with a
 conditional UPDATE in the transaction that adds the counts, and the one that finds the mark
@@ -15,23 +16,18 @@ it ended is not skipped.
 from __future__ import annotations
 
 import bisect
-import logging
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.db.models.functions import TruncHour
 
-from scheduler.clock import Clock, get_clock
+from scheduler.background import Periodic
 from scheduler.runs.models import JobRun, RollupMark, RunHour
-
-logger = logging.getLogger(__name__)
 
 #: Upper bounds (seconds) of the duration buckets; one more bucket holds longer runs.
 DURATION_BOUNDS: tuple[float, ...] = (
@@ -44,11 +40,9 @@ MARGIN = timedelta(seconds=10)
 #: The first refresh reads back this far (the overview's longest window is a week).
 FIRST_LOOK_BACK = timedelta(days=8)
 #: Each transaction of a refresh adds at most this much history.
-STEP = timedelta(hours=1)
+STEP = timedelta(days=1)
 #: Rolled-up hours older than this are deleted.
 KEEP = timedelta(days=35)
-
-_next_offer = 0.0
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -213,21 +207,8 @@ def refresh(now: datetime) -> int:
     return added
 
 
-def offer(sender: Any = None, clock: Clock | None = None, **kwargs: Any) -> None:
-    """Beat's ``loop_turned``: refresh every ``OVERVIEW_ROLLUP_INTERVAL`` seconds. Never
-    raises (it runs inside beat's loop)."""
-    global _next_offer
-    interval = settings.OVERVIEW_ROLLUP_INTERVAL
-    if interval <= 0 or time.monotonic() < _next_offer:
-        return
-    _next_offer = time.monotonic() + interval
-    try:
-        added = refresh((clock or get_clock()).now())
-    except Exception:
-        logger.exception("overview rollup: the refresh failed; trying again next time")
-        return
-    if added:
-        logger.debug("overview rollup: %d runs added", added)
+#: Beat offers a refresh at each turn of its loop; it runs in a thread of its own.
+in_background = Periodic("overview-rollup", lambda: settings.OVERVIEW_ROLLUP_INTERVAL, refresh)
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -12,25 +12,19 @@ and after jitter is set from the overview.
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
-from scheduler.clock import Clock, get_clock
+from scheduler.background import Periodic
 from scheduler.policies import cron
 from scheduler.schedules.models import LoadForecast, Schedule
 from scheduler.schedules.periodic import save_schedule
-
-logger = logging.getLogger(__name__)
 
 NAME = "next-day"
 #: Bins of the histogram.
@@ -47,9 +41,6 @@ MAX_GROUPS = 5
 SPREAD_PER_SECOND = 10
 #: ...within these bounds (seconds).
 MIN_SUGGESTED, MAX_SUGGESTED = 60, 900
-
-_thread: threading.Thread | None = None
-_next_offer = 0.0
 
 
 def due_schedules() -> QuerySet[Schedule]:
@@ -193,27 +184,5 @@ def set_jitter(schedules: QuerySet[Schedule], seconds: int) -> int:
     return changed
 
 
-def _compute_in_thread(now: datetime) -> None:
-    try:
-        refresh(now)
-    except Exception:
-        logger.exception("overview forecast: the computation failed; trying again later")
-    finally:
-        connections.close_all()  # this thread's own
-
-
-def offer(sender: Any = None, clock: Clock | None = None, **kwargs: Any) -> None:
-    """Beat's ``loop_turned``: recompute every ``OVERVIEW_FORECAST_INTERVAL`` seconds, in a
-    thread of its own. Never raises."""
-    global _thread, _next_offer
-    interval = settings.OVERVIEW_FORECAST_INTERVAL
-    if interval <= 0 or time.monotonic() < _next_offer:
-        return
-    if _thread is not None and _thread.is_alive():
-        return
-    _next_offer = time.monotonic() + interval
-    now = (clock or get_clock()).now()
-    _thread = threading.Thread(
-        target=_compute_in_thread, args=(now,), name="overview-forecast", daemon=True
-    )
-    _thread.start()
+#: Beat offers to recompute at each turn of its loop; it runs in a thread of its own.
+in_background = Periodic("overview-forecast", lambda: settings.OVERVIEW_FORECAST_INTERVAL, refresh)

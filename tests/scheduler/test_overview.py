@@ -446,3 +446,37 @@ def test_the_overview_before_any_rollup_or_forecast(admin_client, make_schedule,
     response = admin_client.post(reverse("admin:overview_forecast"), follow=True)
     assert "recomputed" in response.content.decode()
     assert LoadForecast.objects.exists()
+
+
+def test_beat_offers_the_rollup_in_a_thread_at_most_every_interval(settings, make_schedule):
+    """A refresh never runs in beat's loop itself: offer() returns at once and a second offer
+    within the interval starts nothing."""
+    import threading
+
+    from scheduler.background import Periodic
+
+    settings.OVERVIEW_ROLLUP_INTERVAL = 60
+    release = threading.Event()
+    passes: list[datetime] = []
+
+    def slow(now: datetime) -> None:
+        passes.append(now)
+        release.wait(10)
+
+    periodic = Periodic("test-rollup", lambda: settings.OVERVIEW_ROLLUP_INTERVAL, slow)
+
+    class Clock:
+        def now(self) -> datetime:
+            return NOW
+
+    started = time.monotonic()
+    assert periodic.offer(clock=Clock())
+    assert time.monotonic() - started < 1  # beat's loop did not wait for the pass
+    assert not periodic.offer(clock=Clock())  # one at a time, and not before the interval
+    release.set()
+    periodic.join(10)
+    assert passes == [NOW]
+    assert not periodic.offer(clock=Clock())  # the interval has not passed
+    settings.OVERVIEW_ROLLUP_INTERVAL = 0
+    assert not periodic.offer(clock=Clock())  # off
+    assert rollup.in_background.work is rollup.refresh
