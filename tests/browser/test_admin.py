@@ -290,3 +290,41 @@ def test_every_admin_page_loads_without_errors(page, web, admin_user, screenshot
     caught = problems.take()
     assert any("console error: probe" in line for line in caught), caught
     assert any("HTTP 404" in line and "missing.css" in line for line in caught), caught
+
+
+LONG_NAME = "billing " + "export of every invoice of every customer in every region " * 3
+
+
+def test_the_lists_and_the_overview_fit_a_1280px_window(page, web, admin_user, screenshots):
+    """No clipped column at 1280 px, and a long schedule name does not turn the history's
+    rows into towers: it is cut with an ellipsis, the whole name in its title."""
+    named = walk_objects(admin_user)
+    definition = JobDefinition.objects.get(name="tests.touch_file")
+    long = save_schedule(
+        Schedule(name=LONG_NAME.strip(), job=definition, cron=CRON, params={"path": "/tmp/l"})
+    )
+    JobRun.objects.create(
+        schedule=long,
+        periodic_task=long.periodic_task,
+        task_name=definition.name,
+        scheduled_for=timezone.now(),
+        status=JobRun.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    ui.log_in(page, USERNAME, PASSWORD)
+    overflow = """() => {
+        const page = document.documentElement.scrollWidth - window.innerWidth;
+        const box = document.querySelector('.results');
+        return {page, list: box ? box.scrollWidth - box.clientWidth : 0};
+    }"""
+    for url in (ui.RUNS, ui.SCHEDULES, "/admin/", named["schedule"]):
+        page.goto(url)
+        screenshots.take(page, f"1280 {url}", full_page=False)
+        assert page.evaluate(overflow) == {"page": 0, "list": 0}, url
+    page.goto(ui.RUNS)
+    rows = page.locator("#result_list tbody tr")
+    heights = [box["height"] for box in (r.bounding_box() for r in rows.all()) if box]
+    assert heights and max(heights) < 2 * min(heights), heights  # no row three lines tall
+    cell = rows.filter(has_text="billing export").locator("td.field-schedule_column a").first
+    expect(cell).to_have_attribute("title", re.compile("every region"))
