@@ -15,7 +15,6 @@ it ended is not skipped.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,10 +46,6 @@ KEEP = timedelta(days=35)
 
 def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def bucket_of(seconds: float) -> int:
-    return bisect.bisect_left(DURATION_BOUNDS, seconds)
 
 
 @dataclass

@@ -144,9 +144,7 @@ def _running(view: Overview) -> None:
             "worker_host",
             "attempt",
             "scheduled_for",
-        )
-        .select_related(None)
-        .order_by("started_at")[:LISTED]
+        ).order_by("started_at")[:LISTED]
     )
     for run in view.running:
         run.running_for = format_duration((view.now - run.started_at).total_seconds())
