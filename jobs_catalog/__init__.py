@@ -3,9 +3,10 @@
 from jobs_catalog import job, Param, JobContext, RetryPolicy
 """
 
-from jobs_catalog.context import JobContext
+from jobs_catalog.context import JobContext, Progress
 from jobs_catalog.decorators import job
 from jobs_catalog.errors import (
+    JobCancelled,
     JobDefinitionError,
     JobError,
     ParameterError,
@@ -17,11 +18,13 @@ from jobs_catalog.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "NO_RETRY",
+    "JobCancelled",
     "JobContext",
     "JobDefinitionError",
     "JobError",
     "Param",
     "ParameterError",
+    "Progress",
     "RetryPolicy",
     "RetryableError",
     "UnknownJobError",

@@ -58,3 +58,8 @@ class ParameterError(JobError, ValueError):
 
 class RetryableError(JobError):
     """Raise from a job to ask for another attempt (a transient condition)."""
+
+
+class JobCancelled(JobError):  # noqa: N818 - the run's end, not a fault
+    """Raised by a job that stops because its run was cancelled (``ctx.stop_if_cancelled()``);
+    the run stays cancelled, and is not retried."""

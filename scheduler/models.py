@@ -8,13 +8,15 @@ from scheduler.alerts.models import (
     WatchdogLease,
 )
 from scheduler.beat.models import BeatChange, BeatEntry, BeatHeartbeat
-from scheduler.runs.models import JobRun, RollupMark, RunHour, WorkerHeartbeat
+from scheduler.runs.models import JobRun, RollupMark, RunHour, RunRequest, WorkerHeartbeat
 from scheduler.schedules.models import LoadForecast, MisfirePolicy, OverlapPolicy, Schedule
+from scheduler.web.models import ApiToken
 
 __all__ = [
     "AlertChannel",
     "AlertDelivery",
     "AlertPolicy",
+    "ApiToken",
     "BeatChange",
     "BeatEntry",
     "BeatHeartbeat",
@@ -25,6 +27,7 @@ __all__ = [
     "OverlapPolicy",
     "RollupMark",
     "RunHour",
+    "RunRequest",
     "Schedule",
     "WatchdogLease",
     "WorkerHeartbeat",

@@ -58,8 +58,9 @@ RUNS_OPEN_TO = {
         "scheduler.runs.redaction": "alert texts masked as the run history is",
     },
 }
-#: Modules that may import web/ (the admin site is registered from there).
-WEB_IMPORTERS = {"scheduler.admin", "scheduler.apps"}
+#: Modules that may import web/ (the admin site is registered from there; models gathers
+#: every room's models, the API tokens among them).
+WEB_IMPORTERS = {"scheduler.admin", "scheduler.apps", "scheduler.models"}
 #: Third-party packages a policy must not import: policies are pure.
 IMPURE = ("django", "django_celery_beat", "celery", "kombu", "jobs_catalog")
 

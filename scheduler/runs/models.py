@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -43,6 +44,7 @@ class JobRun(models.Model):
         RETRY = "retry", "Retry"
         CLI = "cli", "Command line"
         DIRECT = "direct", "Direct call"
+        API = "api", "API / application"
 
     #: Counted by the overlap policy: the occurrence is still to run or running.
     ACTIVE = (Status.PENDING, Status.QUEUED, Status.BUFFERED, Status.RUNNING)
@@ -115,6 +117,8 @@ class JobRun(models.Model):
     error_message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
     logs = models.TextField(blank=True, help_text="The job's log lines (bounded).")
+    #: How far the job says it got: {"done", "total", "message", "at"} (``ctx.progress``).
+    progress = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name = "run"
@@ -200,6 +204,44 @@ def status_label(status: str | None) -> str:
         return str(JobRun.Status(status).label).split(" (")[0]
     except ValueError:
         return status
+
+
+class RunRequest(models.Model):
+    """A run asked for by an application (the API, ``trigger()``), not by a schedule: who
+    asked, the message to send (secret values sealed: it is published, and published again
+    after a crash, from here), and what the request named (idempotency key, callback)."""
+
+    run = models.OneToOneField(
+        JobRun, on_delete=models.CASCADE, primary_key=True, related_name="request"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    #: A client's key for "this very request": sent again, it finds this run.
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    #: A keyed digest of the validated parameters (tells a retried request from another one).
+    params_digest = models.CharField(max_length=64, blank=True)
+    #: The task's keyword arguments as sent: secret values sealed.
+    kwargs = models.JSONField(default=dict)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "run request"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="runrequest_idempotency",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"request of run {self.run_id}"
 
 
 # Worker liveness: each worker's main process stamps its row every few seconds, so beat's
