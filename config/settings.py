@@ -176,6 +176,20 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- HTTP API (/api/) ------------------------------------------------------------------------
+# Requests that queue work (trigger, run now, upload) allowed per user: "60/min", "off".
+API_TRIGGER_RATE = env_str("API_TRIGGER_RATE", "60/min")
+# Where uploads land (a fresh directory per request); must lie inside JOBS_FILE_ROOTS. Empty:
+# the upload endpoint answers 503.
+API_UPLOAD_ROOT = env_str("API_UPLOAD_ROOT")
+API_UPLOAD_MAX_FILES = env_int("API_UPLOAD_MAX_FILES", 1000)
+API_UPLOAD_MAX_FILE_BYTES = env_int("API_UPLOAD_MAX_FILE_BYTES", 512 * 1024 * 1024)
+API_UPLOAD_MAX_BYTES = env_int("API_UPLOAD_MAX_BYTES", 2 * 1024 * 1024 * 1024)
+# The largest JSON body (bytes) the API and the admin read; bigger answers 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 2_621_440)
+# Django's own count of files per request must not refuse before the API's cap speaks.
+DATA_UPLOAD_MAX_NUMBER_FILES = API_UPLOAD_MAX_FILES + 1
+
 # --- Job catalog ----------------------------------------------------------------------------
 # Directories the file jobs may touch; anything outside (symlinks resolved) is refused.
 JOBS_FILE_ROOTS = env_list("JOBS_FILE_ROOTS")

@@ -19,9 +19,9 @@ A room imports only the rooms below it (``tests/test_layout.py`` holds the code 
   ``/readyz``), the metrics' exposition and the overview (``site``, ``overview``, ``charts``);
   later the API. Imports any room.
 - Shared bottom modules, under every room and importing none: ``background`` (work on beat's
-  loop in a thread of its own), ``clock``, ``failpoints``,
-  ``db``, ``formatting``, ``metrics`` (the Prometheus metrics each room counts),
-  ``secret_field``.
+  loop in a thread of its own), ``clock``, ``failpoints``, ``db``, ``formatting``,
+  ``internal_tasks`` (the platform's own task names), ``metrics`` (the Prometheus metrics
+  each room counts), ``secret_field``.
 - Above the rooms: ``apps`` (connects the rooms in ``ready()``), ``admin`` and ``models``
   (gather the rooms' admins and models), ``checks``, ``jobs`` (the platform's own catalog
   jobs), ``log_redaction`` (kept for logging configurations), ``management/``. Only ``apps``

@@ -2,3 +2,4 @@
 
 from scheduler.alerts import admin as alerts_admin  # noqa: F401
 from scheduler.web import admin as web_admin  # noqa: F401
+from scheduler.web import token_admin  # noqa: F401

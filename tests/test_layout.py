@@ -30,6 +30,7 @@ SHARED = {
     "scheduler.db",
     "scheduler.failpoints",
     "scheduler.formatting",
+    "scheduler.internal_tasks",
     "scheduler.metrics",
     "scheduler.secret_field",
 }

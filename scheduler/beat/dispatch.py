@@ -33,7 +33,7 @@ from scheduler.beat.models import BeatEntry
 from scheduler.db import is_postgres
 from scheduler.policies import misfire
 from scheduler.runs import events as run_events
-from scheduler.runs.messages import Outgoing, outgoing_for
+from scheduler.runs.messages import Outgoing, message_of
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import (
     Outbox,
@@ -244,10 +244,11 @@ class Dispatcher:
             )
             if is_postgres():
                 query = query.select_for_update(skip_locked=True, of=("self",))
-            rows = list(query.select_related("periodic_task")[:BATCH_SIZE])
+            rows = list(query.select_related("periodic_task", "request")[:BATCH_SIZE])
             if not rows:
                 return []
-            again = [r for r in rows if r.republished < limit and r.periodic_task is not None]
+            messages = {r.pk: message_of(r) for r in rows}
+            again = [r for r in rows if r.republished < limit and messages[r.pk] is not None]
             lost = [r for r in rows if r not in again and r.republished >= limit]
             # A direct call's retry cannot be rebuilt: it waits out the same bound, unsent.
             waiting = [r for r in rows if r not in again and r not in lost]
@@ -268,7 +269,7 @@ class Dispatcher:
             run_events.finished(run.pk, Status.LOST, run.schedule_id)  # alerting listens
         if again:
             logger.warning("republishing %d run(s) still queued: message lost?", len(again))
-        return [outgoing_for(r.periodic_task, r.pk, r.task_id, r) for r in again]
+        return [messages[r.pk] for r in again]
 
     def _sweep_unpublished(self, min_age: timedelta) -> int:
         now = self.clock.now()
@@ -282,18 +283,14 @@ class Dispatcher:
             # Runs held for their due time or being sent by this beat are not stale.
             mine = self._held_ids | self.outbox.in_flight()
             stale = list(
-                query.exclude(pk__in=[*released, *mine]).select_related("periodic_task")[
+                query.exclude(pk__in=[*released, *mine]).select_related("periodic_task", "request")[
                     :BATCH_SIZE
                 ]
             )
             stale += JobRun.objects.filter(pk__in=released).select_related("periodic_task")
             # Re-stamp, so another beat's sweep does not publish them a second time.
             JobRun.objects.filter(pk__in=[o.pk for o in stale]).update(created_at=now)
-        outgoing = [
-            outgoing_for(o.periodic_task, o.pk, o.task_id, o)
-            for o in stale
-            if o.periodic_task is not None
-        ]
+        outgoing = [message for o in stale if (message := message_of(o)) is not None]
         if outgoing:
             logger.warning("republishing %d occurrence(s) left unpublished", len(outgoing))
         return self.outbox.publish(outgoing)

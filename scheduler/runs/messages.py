@@ -17,6 +17,7 @@ from typing import Any
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.policies.retry import RUN_HEADERS
+from scheduler.runs.models import RunRequest
 from scheduler.schedules.periodic import SCHEDULE_HEADER
 
 #: The header naming the attempt (the ``JobRun`` row) a message runs.
@@ -120,3 +121,38 @@ def outgoing_for_attempt(
         options=options,
         headers=headers,
     )
+
+
+def request_message(attempt: Any, request: Any) -> Outgoing:
+    """The message of an attempt of a run an application asked for (``RunRequest``: no cron
+    entry), rebuilt from the request's sealed keyword arguments: its first send, and again
+    after a crash or a lost message."""
+    options: dict[str, Any] = {"queue": attempt.queue} if attempt.queue else {}
+    return Outgoing(
+        attempt_id=attempt.pk,
+        task_id=attempt.task_id,
+        task_name=attempt.task_name,
+        scheduled_for=attempt.scheduled_for,
+        kwargs=dict(request.kwargs),
+        options=options,
+        headers=attempt_headers(attempt.pk, attempt.scheduled_for, attempt.trigger),
+    )
+
+
+def message_of(attempt: Any) -> Outgoing | None:
+    """The message that runs ``attempt`` (a ``JobRun``), from its cron entry or from the
+    request of its occurrence; None when neither is left to rebuild it from."""
+    if attempt.periodic_task_id is not None and attempt.periodic_task is not None:
+        return outgoing_for(attempt.periodic_task, attempt.pk, attempt.task_id, attempt)
+    request = request_of(attempt)
+    return request_message(attempt, request) if request is not None else None
+
+
+def request_of(attempt: Any) -> RunRequest | None:
+    """The ``RunRequest`` of ``attempt``'s occurrence (a later attempt uses its first's)."""
+    if attempt.occurrence_id is not None:
+        return RunRequest.objects.filter(run_id=attempt.occurrence_id).first()
+    try:
+        return attempt.request
+    except RunRequest.DoesNotExist:
+        return None

@@ -124,7 +124,11 @@ class JobRun(models.Model):
         verbose_name = "run"
         verbose_name_plural = "run history"
         ordering = ["-scheduled_for", "-id"]
-        permissions = [("retry_run", "Can retry a run"), ("cancel_run", "Can cancel a run")]
+        permissions = [
+            ("retry_run", "Can retry a run"),
+            ("cancel_run", "Can cancel a run"),
+            ("trigger_job", "Can run a catalog job with parameters (API, trigger())"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["periodic_task", "scheduled_for"],

@@ -159,12 +159,15 @@ def enqueue(
 
 
 def republishable(now: datetime) -> Q:
-    """Pending rows the sweep can publish: those of a cron entry (their message is rebuilt
-    from it; a direct call's retry is the reaper's) and, for a retry, not before its backoff
-    has passed (``next_attempt_at``)."""
-    return Q(periodic_task__isnull=False) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    """Pending rows the sweep can publish: those of a cron entry or of an application's
+    request (their message is rebuilt from it; a direct call's retry is the reaper's) and,
+    for a retry, not before its backoff has passed (``next_attempt_at``)."""
+    rebuildable = (
+        Q(periodic_task__isnull=False)
+        | Q(request__isnull=False)
+        | Q(occurrence__request__isnull=False)
     )
+    return rebuildable & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
 
 def _apply_overlap(plans: list[Planned]) -> None:

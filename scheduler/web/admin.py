@@ -38,6 +38,7 @@ from django_celery_beat.models import (
 from jobs_catalog.models import JobDefinition
 from scheduler.alerts.admin import AlertPolicyInline
 from scheduler.formatting import doc_text
+from scheduler.internal_tasks import is_internal
 from scheduler.policies import cron
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
@@ -65,7 +66,6 @@ from scheduler.web.forms import (
     zone_or_utc,
 )
 from scheduler.web.history_admin import JobRunAdmin, recent_runs_panel
-from scheduler.web.internal_tasks import is_internal
 
 logger = logging.getLogger(__name__)
 

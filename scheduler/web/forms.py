@@ -47,12 +47,12 @@ from jobs_catalog.definition import Job
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.params import ParamInfo, choices_of
 from jobs_catalog.registry import registry
+from scheduler.internal_tasks import internal
 from scheduler.policies import cron
 from scheduler.runs import actions as run_actions
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.periodic import clean_schedule
 from scheduler.secret_field import SecretField
-from scheduler.web.internal_tasks import internal
 from scheduler.web.views import preview_payload
 
 PARAM_PREFIX = "param__"

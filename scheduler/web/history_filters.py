@@ -16,8 +16,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from jobs_catalog.models import JobDefinition
+from scheduler.internal_tasks import internal
 from scheduler.schedules.models import Schedule
-from scheduler.web.internal_tasks import internal
 
 #: A name prefix matching more schedules than this filters by a subquery instead of a list.
 MAX_LISTED_SCHEDULES = 500

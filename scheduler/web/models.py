@@ -69,3 +69,21 @@ class ApiToken(models.Model):
         return self.revoked_at is None and (
             self.expires_at is None or self.expires_at > timezone.now()
         )
+
+
+class RateWindow(models.Model):
+    """Requests counted for one client and scope in one fixed window of time: the API's rate
+    limit, kept in the database so every web process counts the same."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "API rate window"
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="ratewindow_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start:%H:%M:%S}: {self.count}"

@@ -1,0 +1,76 @@
+"""The API itself: one NinjaAPI with token authentication on every endpoint, the routers, and
+every error answered in the one shape of ``errors``."""
+
+from __future__ import annotations
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from scheduler.web.api import jobs, runs, schedules, uploads
+from scheduler.web.api.auth import TokenAuth
+from scheduler.web.api.errors import (
+    ApiError,
+    error_response,
+    field_errors_of_pydantic,
+    from_api_error,
+)
+
+api = NinjaAPI(
+    title="Scheduled jobs API",
+    version="1",
+    description=(
+        "Run catalog jobs, follow their runs and manage schedules. Authenticate with "
+        "`Authorization: Bearer <token>` (an API token made in the admin); the token's user's "
+        'permissions decide what it may do. Errors are `{"error": {"code", "message", '
+        '"fields"}}`.'
+    ),
+    auth=TokenAuth(),
+    urls_namespace="api",
+)
+api.add_router("", jobs.router)
+api.add_router("", runs.router)
+api.add_router("", schedules.router)
+api.add_router("", uploads.router)
+
+
+def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return error_response(
+        422, "invalid_request", "The request is invalid.", field_errors_of_pydantic(exc.errors)
+    )
+
+
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(
+        401,
+        "not_authenticated",
+        "Send a valid API token: Authorization: Bearer <token> (made in the admin).",
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    return error_response(429, "rate_limited", "Too many requests; try again later.")
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error_response(exc.status_code, "http_error", str(exc))
+
+
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(404, "not_found", "Not found.")
+
+
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return error_response(413, "request_too_large", str(exc) or "The request body is too large.")
+
+
+api.add_exception_handler(ApiError, from_api_error)
+api.add_exception_handler(ValidationError, _validation)
+api.add_exception_handler(AuthenticationError, _unauthenticated)
+api.add_exception_handler(Throttled, _throttled)
+api.add_exception_handler(HttpError, _http_error)
+api.add_exception_handler(Http404, _not_found)
+api.add_exception_handler(RequestDataTooBig, _too_big)
