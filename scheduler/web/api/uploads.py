@@ -57,6 +57,9 @@ class _StreamedFile(UploadedFile):
         super().__init__(None, name, content_type, size)
         self.path = path
 
+    def close(self) -> None:  # written and closed by the handler: nothing is open
+        pass
+
 
 class CappedUploadHandler(FileUploadHandler):
     """Writes each uploaded file straight into ``staging``, refusing at once a file, a count
