@@ -158,7 +158,8 @@ def test_the_migration_creates_three_groups():
     }
     alerts = {"scheduler.view_incident", "scheduler.view_alertpolicy"}
     deliveries = {"scheduler.view_alertdelivery"}
-    assert perms("Schedule editors") == view | alerts | deliveries | {
+    tokens = {"scheduler.add_apitoken", "scheduler.view_apitoken", "scheduler.change_apitoken"}
+    assert perms("Schedule editors") == view | alerts | deliveries | tokens | {
         "scheduler.add_schedule",
         "scheduler.change_schedule",
         "scheduler.delete_schedule",
@@ -166,14 +167,15 @@ def test_the_migration_creates_three_groups():
         "scheduler.change_alertpolicy",
         "scheduler.delete_alertpolicy",
     }
-    assert perms("Schedule operators") == view | alerts | deliveries | {
+    assert perms("Schedule operators") == view | alerts | deliveries | tokens | {
         "scheduler.run_schedule",
+        "scheduler.trigger_job",
         "scheduler.pause_schedule",
         "scheduler.retry_run",
         "scheduler.cancel_run",
         "scheduler.acknowledge_incident",
     }
-    assert perms("Schedule viewers") == view | alerts
+    assert perms("Schedule viewers") == view | alerts | tokens
 
 
 # --- adding: the job picker, then the job's form ---------------------------------------------
