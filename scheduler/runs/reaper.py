@@ -34,7 +34,7 @@ from scheduler.clock import Clock
 from scheduler.runs import events as run_events
 from scheduler.runs import retries
 from scheduler.runs.heartbeats import Liveness, Verdict
-from scheduler.runs.messages import outgoing_for
+from scheduler.runs.messages import message_of, request_of
 from scheduler.runs.models import JobRun
 from scheduler.runs.outbox import publish
 from scheduler.runs.time_limits import hard_time_limit
@@ -157,14 +157,16 @@ def _why_lost(run: JobRun, liveness: Liveness, limit: timedelta, grace: timedelt
 
 
 def _reap(app: Any, clock: Clock, run: JobRun, now: datetime, message: str) -> int:
-    # Beat can rebuild the message of a cron entry's occurrence only.
-    rerun = run.attempt < run.max_attempts and run.periodic_task is not None
+    # Beat can rebuild the message of a cron entry's occurrence and of an application's
+    # request; a direct call's is gone with its worker.
+    rebuildable = run.periodic_task is not None or request_of(run) is not None
+    rerun = run.attempt < run.max_attempts and rebuildable
     with transaction.atomic():
         ended, following = retries.record_lost(run, now=now, reason=message, rerun=rerun)
     if not ended:
         return 0  # it ended meanwhile
     logger.warning("reaper: %s attempt %d (run %d) lost", run.task_name, run.attempt, run.pk)
-    if following is not None and run.periodic_task is not None:
-        outgoing = outgoing_for(run.periodic_task, following.pk, following.task_id, following)
+    outgoing = message_of(following) if following is not None else None
+    if outgoing is not None:
         publish([outgoing], app=app, clock=clock)
     return 1

@@ -13,7 +13,7 @@ from celery import current_app
 
 from scheduler.runs import reaper
 from scheduler.runs.heartbeats import Heartbeat
-from scheduler.runs.models import JobRun, WorkerHeartbeat
+from scheduler.runs.models import JobRun, RunRequest, WorkerHeartbeat
 from scheduler.runs.time_limits import hard_time_limit
 from tests.scheduler.conftest import drain
 
@@ -215,3 +215,14 @@ def test_the_heartbeat_upserts_one_row_and_removes_it_on_shutdown(clock):
     assert (row.hostname, row.last_seen_at, row.started_at) == ("w9@host", clock.now(), clock.now())
     heartbeat.stop()
     assert not WorkerHeartbeat.objects.exists()
+
+
+def test_an_applications_lost_run_is_rerun_from_its_request(clock, queue_name, limit):
+    long_ago = clock.now() - limit - timedelta(hours=1)
+    stuck = running(scheduled_for=long_ago, started_at=long_ago, trigger="api", queue=queue_name)
+    RunRequest.objects.create(run=stuck, kwargs={"path": "/tmp/api"})
+    assert reaper.reap(current_app, clock) == 1
+    rerun = JobRun.objects.get(occurrence=stuck)
+    assert (rerun.attempt, rerun.status, rerun.queue) == (2, "queued", queue_name)
+    [(headers, kwargs)] = drain(queue_name)
+    assert headers["attempt_id"] == rerun.pk and kwargs == {"path": "/tmp/api"}
