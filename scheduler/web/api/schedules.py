@@ -34,31 +34,15 @@ from scheduler.web.api.schemas import (
 )
 from scheduler.web.api.serialize import occurrence, run_out, run_url, schedule_out
 from scheduler.web.api.throttle import UserRateThrottle
+from scheduler.web.forms import SCHEDULE_FIELDS
 
 router = Router(tags=["schedules"])
 ERRORS = {401: ErrorOut, 403: ErrorOut}
 MISSING = {404: ErrorOut}
 #: The most schedules on one page.
 MAX_PAGE = 200
-#: Fields copied from the request as given (None: the model's default on create).
-PLAIN_FIELDS = (
-    "name",
-    "description",
-    "cron",
-    "timezone",
-    "enabled",
-    "start_at",
-    "end_at",
-    "overlap_policy",
-    "misfire_policy",
-    "catchup_window",
-    "max_catchup_runs",
-    "jitter",
-    "queue",
-    "retry_max_attempts",
-    "retry_backoff_base",
-    "retry_backoff_cap",
-)
+#: Fields copied from the request as given: the admin form's own.
+PLAIN_FIELDS = SCHEDULE_FIELDS
 #: Fields a create may leave out for the model's default (the retry ones default to empty).
 DEFAULTED = {"overlap_policy", "misfire_policy", "catchup_window", "max_catchup_runs", "jitter"}
 
