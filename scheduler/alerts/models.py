@@ -322,8 +322,15 @@ class CallbackDelivery(Delivery):
     run_status = models.CharField(max_length=16)
     target = models.CharField(max_length=16, choices=Target.choices)
     url = models.TextField(blank=True)
+    #: No constraint in the database: a run's end records its channel as it was at its
+    #: start, and one deleted meanwhile fails that delivery, not the recording of the others.
     channel = models.ForeignKey(
-        AlertChannel, on_delete=models.SET_NULL, null=True, blank=True, related_name="callbacks"
+        AlertChannel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="callbacks",
+        db_constraint=False,
     )
     channel_name = models.CharField(max_length=200, blank=True)
     #: The receiver's HTTP status at the last attempt that got an answer.
@@ -353,7 +360,8 @@ class CallbackDelivery(Delivery):
     def destination(self) -> str:
         """Where it goes, without the secret parts of a URL (its path and query)."""
         if self.target == self.Target.CHANNEL:
-            return self.channel_name or "(deleted channel)"
+            # The name is recorded at the first attempt.
+            return self.channel_name or f"channel #{self.channel_id}"
         return f"{urlsplit(self.url).hostname or '?'}/…"
 
 
