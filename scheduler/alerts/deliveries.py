@@ -2,7 +2,7 @@
 claimed before it is sent, its failure retried with exponential backoff (the catalog's own
 :func:`jobs_catalog.retry.backoff_delay`) until its attempts are spent, a failure that no
 retry can mend (:class:`DeliveryError` with ``final``) given up at once, and a sweep that
-queues again what nobody picked up.
+queues again what nobody picked up (:class:`Queueing`).
 
 The claim (``claimed_until``) makes one delivery go out once at a time, whether its task is
 delivered twice or the sweep sends it again meanwhile.
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 
 from jobs_catalog.retry import backoff_delay
@@ -103,28 +105,52 @@ def finish(delivery: Delivery, status: str, reason: str, **fields: Any) -> Outco
     return Outcome(status, reason=reason)
 
 
-def enqueue(task: Any, ids: list[int], queue: str, what: str) -> None:
-    """Queue ``task`` for each delivery. A broker that is down loses nothing: the deliveries
-    stay pending and the sweep queues them again."""
-    options = {"queue": queue} if queue else {}
-    for delivery_id in ids:
-        try:
-            task.apply_async((delivery_id,), **options)
-        except Exception:
-            logger.exception("%s %s not queued; the watchdog will retry", what, delivery_id)
+@dataclass(frozen=True)
+class Queueing:
+    """How one kind of delivery reaches its task (``ALERTS_QUEUE``): queued after the commit
+    that records it, and queued again by the watchdog's sweep when nobody picked it up."""
+
+    task: Any
+    model: type[Delivery]
+    what: str
+
+    def enqueue(self, ids: list[int]) -> None:
+        """Queue the task for each delivery. A broker that is down loses nothing: the
+        deliveries stay pending and the sweep queues them again."""
+        queue = settings.ALERTS_QUEUE
+        options = {"queue": queue} if queue else {}
+        for delivery_id in ids:
+            try:
+                self.task.apply_async((delivery_id,), **options)
+            except Exception:
+                logger.exception("%s %s not queued; the sweep will", self.what, delivery_id)
+
+    def enqueue_after_commit(self, ids: list[int]) -> None:
+        if ids:
+            transaction.on_commit(lambda: self.enqueue(ids))
+
+    def sweep(self, now: datetime, limit: int = 500) -> int:
+        """Queue again the pending deliveries nobody picked up in time, moved on first (so
+        the next pass does not take them again before they had a chance)."""
+        cut = now - STALE_AFTER
+        ids = list(
+            self.model.objects.filter(status=Status.PENDING)
+            .filter(
+                Q(next_attempt_at__lt=cut) | Q(next_attempt_at__isnull=True, created_at__lt=cut)
+            )
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            self.model.objects.filter(pk__in=ids).update(next_attempt_at=now)
+            self.enqueue(ids)
+        return len(ids)
 
 
-def stale(model: type[Delivery], now: datetime, limit: int) -> list[int]:
-    """The pending deliveries of ``model`` nobody picked up in time, moved on (so the next
-    pass does not take them again before they had a chance): the sweep queues them."""
-    cut = now - STALE_AFTER
-    ids = list(
-        model.objects.filter(status=Status.PENDING)
-        .filter(Q(next_attempt_at__lt=cut) | Q(next_attempt_at__isnull=True, created_at__lt=cut))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if ids:
-        model.objects.filter(pk__in=ids).update(next_attempt_at=now)
-    return ids
+def task_result(task: Any, outcome: Outcome) -> str:
+    """What a delivery task returns after ``outcome``; a retry is the task's own, after the
+    backoff (the record keeps the count of attempts, so Celery's limit is not used)."""
+    if outcome.retry_in is not None:
+        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+    return outcome.status

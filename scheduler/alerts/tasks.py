@@ -6,12 +6,10 @@ channel never holds up or fails a run.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from scheduler import metrics
@@ -22,7 +20,6 @@ from scheduler.alerts.deliveries import Outcome
 from scheduler.alerts.messages import Alert
 from scheduler.alerts.models import AlertChannel, AlertDelivery
 
-logger = logging.getLogger(__name__)
 Status = AlertDelivery.Status
 
 TASK_NAME = "scheduler.alerts.deliver"
@@ -68,28 +65,13 @@ def _send(delivery: AlertDelivery) -> None:
 
 @shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
 def deliver(self, delivery_id: int) -> str:
-    outcome = send_delivery(delivery_id)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in, max_retries=None)
-    return outcome.status
+    return deliveries.task_result(self, send_delivery(delivery_id))
 
 
-def enqueue(ids: list[int]) -> None:
-    """Queue the alert task for each delivery (the watchdog's sweep queues again what the
-    broker did not take)."""
-    deliveries.enqueue(deliver, ids, settings.ALERTS_QUEUE, WHAT)
-
-
-def enqueue_after_commit(ids: list[int]) -> None:
-    if ids:
-        transaction.on_commit(lambda: enqueue(ids))
-
-
-def sweep(now: datetime, limit: int = 500) -> int:
-    """Queue again the pending deliveries nobody picked up in time."""
-    ids = deliveries.stale(AlertDelivery, now, limit)
-    enqueue(ids)
-    return len(ids)
+queueing = deliveries.Queueing(deliver, AlertDelivery, WHAT)
+enqueue = queueing.enqueue
+enqueue_after_commit = queueing.enqueue_after_commit
+sweep = queueing.sweep
 
 
 def send_test(channel: AlertChannel, alert: Alert, now: datetime | None = None) -> AlertDelivery:

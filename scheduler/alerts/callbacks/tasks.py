@@ -10,7 +10,6 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from scheduler import metrics
@@ -53,23 +52,10 @@ def send_callback(delivery_id: int, now: datetime | None = None) -> Outcome:
 
 @shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
 def deliver_callback(self, delivery_id: int) -> str:
-    outcome = send_callback(delivery_id)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in, max_retries=None)
-    return outcome.status
+    return deliveries.task_result(self, send_callback(delivery_id))
 
 
-def enqueue(ids: list[int]) -> None:
-    deliveries.enqueue(deliver_callback, ids, settings.ALERTS_QUEUE, WHAT)
-
-
-def enqueue_after_commit(ids: list[int]) -> None:
-    if ids:
-        transaction.on_commit(lambda: enqueue(ids))
-
-
-def sweep(now: datetime, limit: int = 500) -> int:
-    """Queue again the pending callbacks nobody picked up in time (the watchdog's pass)."""
-    ids = deliveries.stale(CallbackDelivery, now, limit)
-    enqueue(ids)
-    return len(ids)
+queueing = deliveries.Queueing(deliver_callback, CallbackDelivery, WHAT)
+enqueue = queueing.enqueue
+enqueue_after_commit = queueing.enqueue_after_commit
+sweep = queueing.sweep
