@@ -2,7 +2,26 @@
 
 import django.db.models.deletion
 import django.utils.timezone
+from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+#: Who sees the record of completion callbacks: those who see the alert deliveries.
+GROUPS = ("Schedule editors", "Schedule operators")
+
+
+def grant(apps, schema_editor):
+    db = schema_editor.connection.alias
+    app_config = apps.get_app_config("scheduler")
+    app_config.models_module = True  # create_permissions skips apps without models
+    create_permissions(app_config, apps=apps, verbosity=0, using=db)
+    app_config.models_module = None
+    permission = (
+        apps.get_model("auth", "Permission")
+        .objects.using(db)
+        .filter(content_type__app_label="scheduler", codename="view_callbackdelivery")
+    )
+    for group in apps.get_model("auth", "Group").objects.using(db).filter(name__in=GROUPS):
+        group.permissions.add(*permission)
 
 
 class Migration(migrations.Migration):
@@ -96,4 +115,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(grant, migrations.RunPython.noop),
     ]
