@@ -56,8 +56,8 @@ def test_a_failure_opens_one_incident_further_ones_count_and_a_success_resolves_
     assert incident.first_run_id == incident.last_run_id == first.pk
     assert deliveries() == [("mail", "opened"), ("hook", "opened"), ("sentry", "opened")]
     # The alert task is queued after the commit (never sent inline), so is the check-in.
-    assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
-        "enqueue_after_commit",
+    assert sorted(c.__qualname__.split(".<locals>")[0] for c in callbacks) == [
+        "Queueing.enqueue_after_commit",
         "report",
     ]
 
