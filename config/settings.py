@@ -316,6 +316,28 @@ ALERTS_EMAIL_FROM = env_str("ALERTS_EMAIL_FROM") or DEFAULT_FROM_EMAIL
 # Where people reach this site: the links in alerts (to a run, a schedule, an incident).
 SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
 
+# --- Completion callbacks ---------------------------------------------------------------------
+# The key that signs the callbacks sent to the URLs applications name when they trigger a run
+# (X-Jobs-Signature, as alert webhooks); empty: no run may name a callback URL. A schedule's
+# callback channel signs with the channel's own secret. Deliveries run on ALERTS_QUEUE.
+CALLBACK_SIGNING_SECRET = env_str("CALLBACK_SIGNING_SECRET")
+# Seconds to wait for the receiver of a callback URL.
+CALLBACK_TIMEOUT = env_float("CALLBACK_TIMEOUT", 10.0)
+# Attempts to deliver one callback, and the backoff between them (exponential, full jitter).
+CALLBACK_DELIVERY_ATTEMPTS = env_int("CALLBACK_DELIVERY_ATTEMPTS", 8)
+CALLBACK_DELIVERY_BACKOFF = env_float("CALLBACK_DELIVERY_BACKOFF", 10.0)
+CALLBACK_DELIVERY_BACKOFF_CAP = env_float("CALLBACK_DELIVERY_BACKOFF_CAP", 3600.0)
+if CALLBACK_TIMEOUT <= 0 or CALLBACK_DELIVERY_ATTEMPTS < 1:
+    raise ImproperlyConfigured(
+        f"CALLBACK_TIMEOUT={CALLBACK_TIMEOUT:g} must be above 0 and "
+        f"CALLBACK_DELIVERY_ATTEMPTS={CALLBACK_DELIVERY_ATTEMPTS} at least 1."
+    )
+if not 0 < CALLBACK_DELIVERY_BACKOFF <= CALLBACK_DELIVERY_BACKOFF_CAP:
+    raise ImproperlyConfigured(
+        f"CALLBACK_DELIVERY_BACKOFF={CALLBACK_DELIVERY_BACKOFF:g} must be above 0 and at most "
+        f"CALLBACK_DELIVERY_BACKOFF_CAP={CALLBACK_DELIVERY_BACKOFF_CAP:g}."
+    )
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = transport_options(

@@ -13,7 +13,8 @@ A room imports only the rooms below it (``tests/test_layout.py`` holds the code 
 - ``beat/``: the beat scheduler class, its change feed, entries and fire times, the claim of
   due occurrences, and its loop's signal. Imports runs (outbox, messages, models, events,
   publisher, reaper), schedules, policies.
-- ``alerts/``: all of alerting: models, admin, forms, rules, incidents, watchdog, channels.
+- ``alerts/``: all of alerting: models, admin, forms, rules, incidents, watchdog, channels;
+  completion callbacks (``alerts/callbacks/``), sent by the same delivery machinery.
   Imports runs only through run events, models and redaction; schedules, policies.
 - ``web/``: the admin (schedules, run history), forms, views, the probes (``/healthz``,
   ``/readyz``), the metrics' exposition and the overview (``site``, ``overview``, ``charts``);

@@ -1,7 +1,7 @@
 """The platform's Prometheus metrics: defined once here, counted where things happen (the
-worker's run middleware, beat's claim and outbox, alerting's deliveries and watchdog), and
-exposed by ``scheduler.web.metrics`` (the web app's ``/metrics`` and the exporter port of
-worker and beat).
+worker's run middleware, beat's claim and outbox, alerting's deliveries, callbacks and
+watchdog), and exposed by ``scheduler.web.metrics`` (the web app's ``/metrics`` and the
+exporter port of worker and beat).
 
 With several processes (gunicorn workers, the worker's prefork pool) each writes its own
 files under ``PROMETHEUS_MULTIPROC_DIR`` and a scrape sums them (prometheus-client's
@@ -58,6 +58,11 @@ ALERT_DELIVERIES = Counter(
     "jobs_alert_deliveries",
     "Alert deliveries attempted, by channel kind and outcome (sent, failed, retrying).",
     ["kind", "outcome"],
+)
+CALLBACK_DELIVERIES = Counter(
+    "jobs_callback_deliveries",
+    "Completion callback attempts, by target (url, channel) and outcome (sent, failed, retry).",
+    ["target", "outcome"],
 )
 WATCHDOG_PASS = Histogram(
     "jobs_watchdog_pass_seconds", "One alerting watchdog pass.", buckets=STEP_BUCKETS

@@ -4,6 +4,7 @@ from scheduler.alerts.models import (
     AlertChannel,
     AlertDelivery,
     AlertPolicy,
+    CallbackDelivery,
     Incident,
     WatchdogLease,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "BeatChange",
     "BeatEntry",
     "BeatHeartbeat",
+    "CallbackDelivery",
     "Incident",
     "JobRun",
     "LoadForecast",

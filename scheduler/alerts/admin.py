@@ -153,7 +153,7 @@ def _runs_link(schedule_id: int | None, label: str = "runs") -> str:
     return format_html('<a href="{}?{}">{}</a>', url, urlencode({"schedule": schedule_id}), label)
 
 
-def _run_link(run_id: int | None) -> str:
+def run_link(run_id: int | None) -> str:
     if not run_id:
         return NONE
     return format_html(
@@ -282,11 +282,11 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="first run")
     def first_run(self, obj: Incident) -> str:
-        return _run_link(obj.first_run_id)
+        return run_link(obj.first_run_id)
 
     @admin.display(description="last run")
     def last_run(self, obj: Incident) -> str:
-        return _run_link(obj.last_run_id)
+        return run_link(obj.last_run_id)
 
     @admin.display(description="last error")
     def last_error_display(self, obj: Incident) -> str:
@@ -364,4 +364,5 @@ class AlertPolicyInline(admin.StackedInline):
         ("grace", "max_runtime"),
         "reminder_interval",
         "channels",
+        "callback_channel",
     )

@@ -199,8 +199,15 @@ class AlertPolicyForm(forms.ModelForm):
             "max_runtime",
             "reminder_interval",
             "channels",
+            "callback_channel",
         ]
         widgets = {"channels": forms.CheckboxSelectMultiple}
+        error_messages = {
+            "callback_channel": {
+                "invalid_choice": "Pick an enabled webhook channel: only a webhook takes "
+                "completion callbacks."
+            }
+        }
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -222,3 +229,6 @@ class AlertPolicyForm(forms.ModelForm):
         channels.queryset = AlertChannel.objects.filter(enabled=True)
         defaults = ", ".join(c.name for c in config.default_channels()) or "none yet"
         channels.help_text = f"None picked: the default channels ({defaults})."
+        callback = self.fields["callback_channel"]
+        callback.queryset = AlertChannel.objects.filter(kind=Kind.WEBHOOK, enabled=True)
+        callback.empty_label = "none"

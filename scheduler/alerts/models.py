@@ -1,5 +1,6 @@
 """Alerting's tables: where alerts go (channels), what a schedule overrides (its alert policy),
-what went wrong (incidents), each message sent or tried (deliveries), and the watchdog's lease.
+what went wrong (incidents), each message sent or tried (deliveries), each completion
+callback sent or tried, and the watchdog's lease.
 
 Imported by :mod:`scheduler.models`, so Django finds them in the app's models module.
 Incidents and deliveries keep run ids as plain numbers, not foreign keys: the run history's
@@ -7,6 +8,8 @@ pruning deletes runs with a plain DELETE, which a foreign key from here would fo
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -137,6 +140,17 @@ class AlertPolicy(models.Model):
         related_name="policies",
         help_text="None picked: the default channels.",
     )
+    callback_channel = models.ForeignKey(
+        AlertChannel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="callback_policies",
+        limit_choices_to={"kind": AlertChannel.Kind.WEBHOOK},
+        verbose_name="completion callback",
+        help_text="A webhook channel told of the end of every occurrence (succeeded, failed "
+        "after its retries, timed out, lost, cancelled), signed with its secret.",
+    )
 
     class Meta:
         verbose_name = "alert policy"
@@ -232,13 +246,32 @@ class Incident(models.Model):
         return "acknowledged" if self.acknowledged_at is not None else "open"
 
 
-class AlertDelivery(models.Model):
-    """One alert to one channel: what was sent (no secrets in it) and how it went."""
+class Delivery(models.Model):
+    """What every recorded message keeps of its sending (an alert's, a callback's); see
+    :mod:`scheduler.alerts.deliveries` for how it is sent."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    #: A failed attempt: when the next one is due.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    #: Held by a task sending it until then, so two never send one delivery.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class AlertDelivery(Delivery):
+    """One alert to one channel: what was sent (no secrets in it) and how it went."""
 
     class Event(models.TextChoices):
         OPENED = "opened", "Opened"
@@ -254,16 +287,6 @@ class AlertDelivery(models.Model):
     )
     channel_name = models.CharField(max_length=200)
     event = models.CharField(max_length=16, choices=Event.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    payload = models.JSONField(default=dict)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    #: A failed attempt: when the next one is due.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    #: Held by a task sending it until then, so two never send one delivery.
-    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "alert deliveries"
@@ -279,6 +302,67 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_display()} to {self.channel_name}"
+
+
+class CallbackDelivery(Delivery):
+    """The end of one occurrence told to one target: the URL an application gave when it
+    triggered the run, or its schedule's callback channel. One per (ended attempt, target):
+    an end announced twice is sent once. ``payload`` is the body sent (built at the first
+    attempt, no secret in it); the URL is kept for the sending only, never shown whole."""
+
+    class Target(models.TextChoices):
+        URL = "url", "The trigger's callback URL"
+        CHANNEL = "channel", "The schedule's callback channel"
+
+    #: The attempt that ended, and the first attempt of its occurrence (the run an
+    #: application was given): plain numbers, as the history's pruning deletes runs.
+    run_id = models.BigIntegerField()
+    occurrence_id = models.BigIntegerField()
+    #: How the occurrence ended (succeeded, failed, timed_out, lost, cancelled, ...).
+    run_status = models.CharField(max_length=16)
+    target = models.CharField(max_length=16, choices=Target.choices)
+    url = models.TextField(blank=True)
+    #: No constraint in the database: a run's end records its channel as it was at its
+    #: start, and one deleted meanwhile fails that delivery, not the recording of the others.
+    channel = models.ForeignKey(
+        AlertChannel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="callbacks",
+        db_constraint=False,
+    )
+    channel_name = models.CharField(max_length=200, blank=True)
+    #: The receiver's HTTP status at the last attempt that got an answer.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "completion callback"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "target"], name="callback_once_per_end")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="callback_pending",
+                condition=Q(status="pending"),
+            ),
+            # A run's page lists its occurrence's callbacks.
+            models.Index(fields=["occurrence_id"], name="callback_occurrence"),
+            models.Index(fields=["-created_at", "-id"], name="callback_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.run_status} to {self.destination}"
+
+    @property
+    def destination(self) -> str:
+        """Where it goes, without the secret parts of a URL (its path and query)."""
+        if self.target == self.Target.CHANNEL:
+            # The name is recorded at the first attempt.
+            return self.channel_name or f"channel #{self.channel_id}"
+        return f"{urlsplit(self.url).hostname or '?'}/…"
 
 
 class WatchdogLease(models.Model):

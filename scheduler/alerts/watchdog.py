@@ -6,7 +6,7 @@ is a handful of indexed reads whatever the number of schedules:
 - occurrences still pending or queued past their time plus the grace period
   (``run_status_recent``): the queue is backed up, or no worker takes it;
 - runs running longer than a maximum runtime (``run_running``);
-- too-long incidents whose run ended unannounced; deliveries nobody sent.
+- too-long incidents whose run ended unannounced; deliveries (alerts, callbacks) nobody sent.
 
 Each read is first cut at the shortest grace (or maximum runtime) any schedule has, then each
 row is held against its own schedule's. See :mod:`scheduler.alerts.watchdog_runner` for who
@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from scheduler.alerts import effective as config
 from scheduler.alerts import evaluate, rules, tasks
+from scheduler.alerts.callbacks import tasks as callback_tasks
 from scheduler.alerts.models import Incident
 from scheduler.policies.jitter import jitter_offset
 from scheduler.runs.models import JobRun
@@ -70,7 +71,8 @@ def run_checks(now: datetime) -> Report:
     with transaction.atomic():
         report.too_long = evaluate.too_long(_running_long(now), now)
         report.resolved += evaluate.too_long_gone(now)
-    report.requeued = tasks.sweep(timezone.now())
+    swept_at = timezone.now()
+    report.requeued = tasks.sweep(swept_at) + callback_tasks.sweep(swept_at)
     return report
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from celery import Celery, current_app
@@ -24,6 +25,7 @@ from django.utils import timezone
 from scheduler.clock import Clock, get_clock
 from scheduler.db import is_postgres
 from scheduler.policies import cron
+from scheduler.runs import events as run_events
 from scheduler.runs import retries
 from scheduler.runs.messages import outgoing_for
 from scheduler.runs.models import JobRun, attempts_of, status_label
@@ -177,6 +179,10 @@ def cancel_run(
             run.duration = max((now - run.started_at).total_seconds(), 0.0)
             fields.append("duration")
         run.save(update_fields=fields)
+        # Its occurrence ended: announced once committed (alerting and callbacks listen).
+        transaction.on_commit(
+            partial(run_events.finished, run.pk, Status.CANCELLED, run.schedule_id)
+        )
     if was == Status.BUFFERED:
         return ActionResult(run)  # never published: nothing to revoke
     try:

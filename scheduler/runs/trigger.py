@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery, current_app
 from django.conf import settings
@@ -32,6 +31,7 @@ from jobs_catalog.registry import registry
 from jobs_catalog.secrets import seal_params
 from scheduler.clock import Clock, get_clock
 from scheduler.internal_tasks import is_internal
+from scheduler.runs.callback_urls import check_callback_url
 from scheduler.runs.messages import request_message
 from scheduler.runs.models import JobRun, RunRequest
 from scheduler.runs.outbox import publish
@@ -75,15 +75,8 @@ class Triggered:
     warning: str = ""
 
 
-#: Checks a callback URL: returns the problem, or "" when the platform may call it.
-CallbackCheck = Callable[[str], str]
-
-
-def _check_callback_scheme(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "a callback URL must be an absolute http:// or https:// URL"
-    return ""
+#: Checks a callback URL: returns the problem, or None when the platform may call it.
+CallbackCheck = Callable[[str], "str | None"]
 
 
 def trigger(
@@ -130,11 +123,9 @@ def trigger_request(
         if earlier is not None:
             return Triggered(earlier, created=False)
     if callback_url:
-        problem = _check_callback_scheme(callback_url) or (
-            check_callback(callback_url) if check_callback else ""
-        )
+        problem = (check_callback or check_callback_url)(callback_url)
         if problem:
-            raise CallbackRefusedError(problem)
+            raise CallbackRefusedError(f"callback_url: {problem}")
     now = clock.now()
     try:
         with transaction.atomic():

@@ -30,6 +30,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from jobs_catalog.admin import ReadOnlyAdminMixin
+from scheduler.alerts.callbacks.admin import occurrence_callbacks
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
 from scheduler.schedules.models import Schedule
@@ -160,6 +161,7 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "Outcome",
             {"fields": ("result_display", "error_display", "traceback_display", "logs_display")},
         ),
+        ("Completion callbacks", {"fields": ("callbacks_display",)}),
     )
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
@@ -362,6 +364,10 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             '<table class="scheduler-attempts"><tbody>{}</tbody></table>',
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )
+
+    @admin.display(description="sent")
+    def callbacks_display(self, obj: JobRun) -> str:
+        return occurrence_callbacks(obj.first_attempt_id)
 
     @admin.display(description="note")
     def note_display(self, obj: JobRun) -> str:

@@ -56,8 +56,8 @@ def test_a_failure_opens_one_incident_further_ones_count_and_a_success_resolves_
     assert incident.first_run_id == incident.last_run_id == first.pk
     assert deliveries() == [("mail", "opened"), ("hook", "opened"), ("sentry", "opened")]
     # The alert task is queued after the commit (never sent inline), so is the check-in.
-    assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
-        "enqueue_after_commit",
+    assert sorted(c.__qualname__.split(".<locals>")[0] for c in callbacks) == [
+        "Queueing.enqueue_after_commit",
         "report",
     ]
 
@@ -214,20 +214,25 @@ def test_a_run_that_needs_no_alert_costs_at_most_one_query(make_schedule, make_r
         run_events.started(started.pk, started.schedule_id, started.task_name)
     assert len(start_queries) == 0
     JobRun.objects.filter(pk=started.pk).update(status=Status.SUCCEEDED)
+    # What the start told the callbacks' receiver (no callback): it asks nothing either.
+    no_callback = {"callback_url": None, "callback_channel": None}
     with CaptureQueriesContext(connection) as by_id:
         run_events.finished(
-            started.pk, Status.SUCCEEDED, started.schedule_id
+            started.pk, Status.SUCCEEDED, started.schedule_id, facts=no_callback
         )  # as the worker sends it
     started.status = Status.SUCCEEDED
     with CaptureQueriesContext(connection) as by_row:
-        run_events.finished(started)
+        run_events.finished(started, facts=no_callback)
     for queries in (by_id, by_row):
         assert len(queries) == 1
         assert "scheduler_incident" in queries[0]["sql"]
     # A worker knows from the run's start that nothing was open: no query at all.
     with CaptureQueriesContext(connection) as known:
         run_events.finished(
-            started.pk, Status.SUCCEEDED, started.schedule_id, facts={"incident_open": False}
+            started.pk,
+            Status.SUCCEEDED,
+            started.schedule_id,
+            facts={"incident_open": False, **no_callback},
         )
     assert len(known) == 0
 

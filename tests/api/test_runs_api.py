@@ -176,7 +176,8 @@ def test_an_idempotency_key_reused_with_other_parameters_is_409(operator):
     assert JobRun.objects.count() == 1
 
 
-def test_a_callback_url_is_kept_with_the_request_and_a_bad_one_is_422(operator):
+def test_a_callback_url_is_kept_with_the_request_and_a_bad_one_is_422(operator, settings):
+    settings.CALLBACK_SIGNING_SECRET = "whsec"
     good = operator.post(
         TOUCH, {"params": {"path": "/tmp/a"}, "callback_url": "https://example.org/done"}
     )

@@ -123,10 +123,23 @@ def test_an_unavailable_job_is_refused(operator_user):
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://example.org/x", "javascript:alert(1)", "/relative"]
 )
-def test_a_callback_url_must_be_http(operator_user, url):
+def test_a_callback_url_must_be_http(operator_user, url, settings):
+    settings.CALLBACK_SIGNING_SECRET = "whsec"
     with pytest.raises(triggers.CallbackRefusedError):
         trigger("tests.touch_file", {"path": "/tmp/x"}, user=operator_user, callback_url=url)
     assert nothing_queued()
+
+
+def test_callbacks_need_a_signing_secret_and_an_allowed_destination(operator_user, settings):
+    settings.CALLBACK_SIGNING_SECRET = ""
+    with pytest.raises(triggers.CallbackRefusedError, match="CALLBACK_SIGNING_SECRET"):
+        trigger("tests.touch_file", {"path": "/x"}, operator_user, callback_url="https://a.org/")
+    settings.CALLBACK_SIGNING_SECRET = "whsec"
+    with pytest.raises(triggers.CallbackRefusedError):
+        trigger("tests.touch_file", {"path": "/x"}, operator_user, callback_url="http://10.1.2.3/")
+    assert nothing_queued()
+    run = trigger("tests.touch_file", {"path": "/x"}, operator_user, callback_url="https://a.org/")
+    assert run.request.callback_url == "https://a.org/"
 
 
 def test_a_callback_check_refusal_queues_nothing(operator_user):

@@ -157,7 +157,7 @@ def test_the_migration_creates_three_groups():
         "jobs_catalog.view_jobdefinition",
     }
     alerts = {"scheduler.view_incident", "scheduler.view_alertpolicy"}
-    deliveries = {"scheduler.view_alertdelivery"}
+    deliveries = {"scheduler.view_alertdelivery", "scheduler.view_callbackdelivery"}
     tokens = {"scheduler.add_apitoken", "scheduler.view_apitoken", "scheduler.change_apitoken"}
     assert perms("Schedule editors") == view | alerts | deliveries | tokens | {
         "scheduler.add_schedule",

@@ -83,8 +83,10 @@ class _Server:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, answer = owner.handle(self.path, dict(self.headers), body)
+                status, answer, *more = owner.handle(self.path, dict(self.headers), body)
                 self.send_response(status)
+                for name, value in (more[0] if more else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -99,7 +101,8 @@ class _Server:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple:
+        """(status, body) or (status, body, {header: value})."""
         raise NotImplementedError
 
     def __enter__(self):
@@ -165,6 +168,23 @@ class WebhookReceiver(_Server):
             return 401, b'{"error": "bad signature"}'
         self.hooks.append(hook)
         return 200, b'{"ok": true}'
+
+
+class Redirector(_Server):
+    """Answers every POST with ``302 Found`` to ``location``, and counts them."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__()
+        self.location = location
+        self.posts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/moved"
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple:
+        self.posts += 1
+        return 302, b"{}", {"Location": self.location}
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from scheduler.alerts.masking import scrub
@@ -11,7 +11,14 @@ from scheduler.alerts.models import AlertChannel
 
 
 class DeliveryError(Exception):
-    """The channel could not deliver; the message says why (no secrets in it)."""
+    """The channel could not deliver; the message says why (no secrets in it). ``final``:
+    trying again cannot help (the destination is refused, the receiver said no), so it is
+    not retried; ``fields``: what to record with the failure (the receiver's status)."""
+
+    def __init__(self, message: str, *, final: bool = False, **fields: Any):
+        super().__init__(message)
+        self.final = final
+        self.fields = fields
 
 
 class Channel(Protocol):

@@ -65,11 +65,16 @@ def slack_body(alert: Alert) -> dict[str, Any]:
     return {"text": f"{alert.headline}: {alert.summary}", "blocks": blocks}
 
 
+def encode(body: dict[str, Any]) -> bytes:
+    """The bytes of a JSON body, as signed and sent."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
 def render(alert: Alert, config: AlertChannel) -> bytes:
     body = (
         slack_body(alert) if config.webhook_format == AlertChannel.Format.SLACK else alert.to_dict()
     )
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return encode(body)
 
 
 class WebhookChannel:
