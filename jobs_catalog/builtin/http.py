@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -25,9 +23,10 @@ from urllib3.util import parse_url
 
 from jobs_catalog import JobContext, JobError, Param, RetryableError, RetryPolicy, job
 from jobs_catalog.builtin.http_destinations import (
+    CREDENTIALS_PROBLEM,
     DestinationRefusedError,
-    check_url_host,
-    checked_addresses,
+    checked_request,
+    url_problem,
 )
 from jobs_catalog.params import MASK
 
@@ -56,26 +55,12 @@ class HttpCheckError(JobError):
 # --- parameter validation ----------------------------------------------------------------
 def _http_url(value: str) -> str:
     value = value.strip()
-    if _CONTROL.search(value) or " " in value:
-        raise ValueError("must not contain spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ValueError("is not a valid URL") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("must name a host")
-    if parts.username is not None or parts.password is not None:
+    problem = url_problem(value)
+    if problem == CREDENTIALS_PROBLEM:
         # The URL is shown in results and messages; credentials belong in bearer_token.
-        raise ValueError("must not carry credentials; use bearer_token instead")
-    try:
-        check_url_host(parts.hostname)
-    except DestinationRefusedError as exc:
-        raise ValueError(str(exc)) from None
-    except ValueError as exc:  # a malformed JOBS_HTTP_ALLOW / JOBS_HTTP_DENY
-        raise ValueError(f"cannot be checked: {exc}") from None
+        problem = f"{problem}; use bearer_token instead"
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -227,7 +212,7 @@ def _fetch(
     deadline = time.monotonic() + timeout
     payload = body.encode("utf-8") if body else None
     for hop in range(MAX_REDIRECTS + 1):
-        with _request(method, url, headers, payload, deadline) as response:
+        with checked_request(method, url, headers, payload, deadline) as response:
             location = response.headers.get("Location")
             redirected = response.status in REDIRECT_STATUSES and location
             if not (follow_redirects and redirected and hop < MAX_REDIRECTS):
@@ -242,56 +227,6 @@ def _fetch(
             method, payload = "GET", None
         url = next_url
     raise AssertionError("unreachable: the last hop returns")
-
-
-@contextmanager
-def _request(
-    method: str, url: str, headers: dict[str, str], body: bytes | None, deadline: float
-) -> Iterator[urllib3.BaseHTTPResponse]:
-    """One request, to an address the destination policy accepted for the URL's host: the
-    host is resolved once, checked, and connected to by address (Host header and TLS name
-    kept), so a second DNS answer cannot send the request elsewhere."""
-    parts = parse_url(url)
-    host = (parts.host or "").strip("[]")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    addresses = checked_addresses(host, port)
-    request_headers = {**headers, "Host": parts.netloc or host}
-    error: Exception = TimeoutError("no time left to connect")
-    for address in addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        pool = _pool(parts.scheme or "http", str(address), port, host)
-        try:
-            response = pool.urlopen(
-                method,
-                parts.request_uri,
-                headers=request_headers,
-                body=body,
-                timeout=urllib3.Timeout(total=remaining),
-                retries=False,  # no retries here: the platform retries the whole job
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-            )
-        except (NewConnectionError, ConnectTimeoutError) as exc:
-            pool.close()
-            error = exc  # the host's next address, if it has one
-            continue
-        try:
-            yield response
-        finally:
-            response.release_conn()
-            pool.close()
-        return
-    raise error
-
-
-def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
-    if scheme == "https":
-        # The certificate is checked against the host name, not the address.
-        return urllib3.HTTPSConnectionPool(address, port, maxsize=1, server_hostname=host)
-    return urllib3.HTTPConnectionPool(address, port, maxsize=1)
 
 
 def _headers_for_redirect(headers: dict[str, str], url: str, next_url: str) -> dict[str, str]:

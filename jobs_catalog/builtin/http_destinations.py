@@ -1,6 +1,7 @@
-"""Where the HTTP job may connect: ``JOBS_HTTP_ALLOW`` / ``JOBS_HTTP_DENY``, checked on the
-address a host name resolves to (the job then connects to that very address) and again on
-every redirect.
+"""Where the HTTP job (and every outbound request made for someone else: completion
+callbacks) may connect: ``JOBS_HTTP_ALLOW`` / ``JOBS_HTTP_DENY``, checked on the address a
+host name resolves to (the request then goes to that very address, :func:`checked_request`)
+and again on every redirect the caller follows.
 
 The order of the checks, for each address of the destination:
 
@@ -23,11 +24,17 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
+import urllib3
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import parse_url
 
 from jobs_catalog.errors import JobError
 
@@ -82,8 +89,12 @@ INTERNAL_NETWORKS: tuple[tuple[str, IPNetwork], ...] = (
 )
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
+#: What :func:`url_problem` says of a URL with a user name or password in it.
+CREDENTIALS_PROBLEM = "must not carry credentials"
+
 _HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_-]+$")
 _IPV4_PART = re.compile(r"^(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class DestinationRefusedError(JobError):
@@ -270,3 +281,82 @@ def checked_addresses(host: str, port: int) -> list[IPAddress]:
         if reason:
             raise DestinationRefusedError(reason)
     return addresses
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a destination, from the URL alone (no DNS): not http(s),
+    no host, credentials in it (a URL is shown), or a host the policy refuses by its name or
+    literal address; None when nothing is. The message never quotes the URL."""
+    if _CONTROL.search(url) or " " in url:
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must name a host"
+    if parts.username is not None or parts.password is not None:
+        return CREDENTIALS_PROBLEM
+    try:
+        check_url_host(parts.hostname)
+    except DestinationRefusedError as exc:
+        return str(exc)
+    except ValueError as exc:  # a malformed JOBS_HTTP_ALLOW / JOBS_HTTP_DENY
+        return f"cannot be checked: {exc}"
+    return None
+
+
+# --- connecting -------------------------------------------------------------------------------
+@contextmanager
+def checked_request(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, deadline: float
+) -> Iterator[urllib3.BaseHTTPResponse]:
+    """One request (no redirect followed, no retry), to an address the policy accepted for
+    the URL's host: the host is resolved once, checked, and connected to by address (Host
+    header and TLS name kept), so a second DNS answer cannot send the request elsewhere.
+    ``deadline`` is a ``time.monotonic()`` instant. Raises :class:`DestinationRefusedError`,
+    ``OSError`` (no address) or urllib3's errors; the body is left to read."""
+    parts = parse_url(url)
+    host = (parts.host or "").strip("[]")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = checked_addresses(host, port)
+    request_headers = {**headers, "Host": parts.netloc or host}
+    error: Exception = TimeoutError("no time left to connect")
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        pool = _pool(parts.scheme or "http", str(address), port, host)
+        try:
+            response = pool.urlopen(
+                method,
+                parts.request_uri,
+                headers=request_headers,
+                body=body,
+                timeout=urllib3.Timeout(total=remaining),
+                retries=False,  # the caller retries, with its own backoff
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+        except (NewConnectionError, ConnectTimeoutError) as exc:
+            pool.close()
+            error = exc  # the host's next address, if it has one
+            continue
+        try:
+            yield response
+        finally:
+            response.release_conn()
+            pool.close()
+        return
+    raise error
+
+
+def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
+    if scheme == "https":
+        # The certificate is checked against the host name, not the address.
+        return urllib3.HTTPSConnectionPool(address, port, maxsize=1, server_hostname=host)
+    return urllib3.HTTPConnectionPool(address, port, maxsize=1)
