@@ -118,7 +118,7 @@ def _field_errors(exc: ValidationError, model: type[BaseModel]) -> list[FieldErr
         field = ".".join(str(part) for part in error["loc"]) or "(parameters)"
         if error["type"] == "missing":
             message = "required parameter is missing"
-        elif error["type"] == "extra_forbidden":
+        elif error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             declared = ", ".join(model.model_fields) or "none"
             message = f"unexpected parameter (declared: {declared})"
         else:
