@@ -8,6 +8,7 @@ before anything is written, others are left out and listed.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tarfile
@@ -101,9 +102,11 @@ def archive_directory(
     source = require_directory(directory)
     target_dir = require_directory(destination)
     kind = format_of(name)
-    source_fd = open_directory(source)
-    target_fd = open_directory(target_dir)
-    try:
+    with contextlib.ExitStack() as stack:
+        source_fd = open_directory(source)
+        stack.callback(os.close, source_fd)
+        target_fd = open_directory(target_dir)
+        stack.callback(os.close, target_fd)
         if not overwrite and exists(target_fd, name):
             raise FileJobError(f"{target_dir / name} already exists; set overwrite to replace it")
         survey = _survey(source_fd, source)
@@ -120,9 +123,6 @@ def archive_directory(
                 staged.publish(replace=overwrite)
             except FileExistsError:
                 raise FileJobError(f"{target_dir / name} appeared meanwhile; kept") from None
-    finally:
-        os.close(source_fd)
-        os.close(target_fd)
     skipped = survey["skipped"]
     ctx.logger.info(
         "archived %s into %s: %d files, %s -> %s",

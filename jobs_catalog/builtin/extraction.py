@@ -25,7 +25,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -126,9 +126,12 @@ def extract_archive(
     """
     source = require_file(archive)
     target = require_directory(destination)
-    raw = open(os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")  # noqa: SIM115
-    dest_fd = open_directory(target)
-    try:
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(
+            open(os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+        )
+        dest_fd = open_directory(target)
+        stack.callback(os.close, dest_fd)
         caps = _Caps(
             total=int(max_total_mb * MIB),
             files=max_files,
@@ -147,9 +150,6 @@ def extract_archive(
                     f"{source}: damaged or not a valid archive, nothing extracted: "
                     f"{exc or type(exc).__name__}"
                 ) from None
-    finally:
-        os.close(dest_fd)
-        raw.close()
     ctx.logger.info(
         "extracted %s into %s: %d files, %d directories, %s",
         source,
@@ -165,7 +165,7 @@ def extract_archive(
         "files": counts.files,
         "directories": counts.directories,
         "bytes": counts.bytes,
-        "top_level": sorted(counts.top_level or ())[:SHOWN],
+        "top_level": sorted(counts.top_level)[:SHOWN],
     }
 
 
@@ -183,7 +183,8 @@ class _Counts:
     files: int = 0
     directories: int = 0
     bytes: int = 0
-    top_level: set[str] | None = None
+    #: The first few names at the top of the archive.
+    top_level: set[str] = field(default_factory=set)
 
 
 class _Tally:
@@ -194,7 +195,7 @@ class _Tally:
         self.ctx = ctx
         self.caps = caps
         self.total_entries = total_entries
-        self.counts = _Counts(top_level=set())
+        self.counts = _Counts()
         self.entries = 0
 
     def entry(self, parts: tuple[str, ...]) -> None:
@@ -202,7 +203,6 @@ class _Tally:
         self.entries += 1
         if self.entries > self.caps.files:
             raise ArchiveRefused(f"more than max_files ({self.caps.files}) entries")
-        assert self.counts.top_level is not None
         if len(self.counts.top_level) < SHOWN:
             self.counts.top_level.add(parts[0])
 
@@ -497,7 +497,9 @@ def _conflict(dest_fd: int, parts: tuple[str, ...], kind: str, overwrite: bool) 
     except (NotADirectoryError, OSError) as exc:
         return f"cannot be placed: a part of its path is not a directory ({exc.strerror})"
     if kind == "dir":
-        return "" if stat.S_ISDIR(info.st_mode) else "is a directory, but a file has that name"
+        if stat.S_ISDIR(info.st_mode):
+            return ""
+        return "is a directory, but a file or a symlink has that name"
     if stat.S_ISDIR(info.st_mode):
         return "is a file, but a directory has that name"
     return "" if overwrite else "already exists (set overwrite to replace it)"

@@ -312,7 +312,7 @@ def test_a_symlinked_directory_in_the_destination_is_not_followed(
     (dest / "dir").symlink_to(tmp_path / "outside")
     archive = make_zip(root / "s.zip", [("dir/evil.txt", b"evil")])
 
-    assert_refused(job, archive, dest, "'dir' is a directory, but a file has that name")
+    assert_refused(job, archive, dest, "'dir' is a directory, but a file or a symlink has")
     assert os.listdir(tmp_path / "outside") == []
 
 
