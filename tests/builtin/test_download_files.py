@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import socket
@@ -253,6 +254,39 @@ def test_a_name_taken_by_a_directory_fails_that_file(job, root: Path, file_serve
         run(job, directory=str(root), files=[file_server.file_url("a")])
 
     assert (root / "a").is_dir()
+
+
+def test_a_symlink_in_the_way_is_never_followed(job, root: Path, file_server, tmp_path: Path):
+    serve(file_server, "a", 10)
+    serve(file_server, "b", 10)
+    victim = tmp_path / "outside" / "victim"
+    victim.write_text("outside the allowlist")
+    (root / "a").symlink_to(victim)  # the name itself
+    (root / ".b.partial").symlink_to(victim)  # the partial name a download writes to
+
+    with pytest.raises(FileJobError) as caught:
+        run(job, directory=str(root), files=[file_server.file_url("a"), file_server.file_url("b")])
+
+    message = str(caught.value)
+    assert "a: the name is taken by something that is not a regular file" in message
+    assert "b: cannot write it here: Too many levels of symbolic links" in message
+    assert victim.read_text() == "outside the allowlist"
+
+
+def test_a_file_another_run_is_writing_is_left_to_it(job, root: Path, file_server):
+    serve(file_server, "a", 10)
+    partial = root / ".a.partial"
+    partial.write_bytes(b"being written")
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the other run's download holds it
+        with pytest.raises(RetryableError, match="a: another run is writing it right now"):
+            run(job, directory=str(root), files=[file_server.file_url("a")])
+    finally:
+        os.close(fd)
+
+    assert partial.read_bytes() == b"being written"
+    assert file_server.requests["a"] == 0
 
 
 def test_a_retry_downloads_only_what_failed(job, root: Path, file_server):
