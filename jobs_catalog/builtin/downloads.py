@@ -232,9 +232,7 @@ def download_files(
         os.close(dir_fd)
     ctx.stop_if_cancelled()
     report = _report(base, files, outcomes, limits, time.monotonic() - started)
-    failures = report["failures"]
     if report["failed"]:
-        ctx.logger.warning("%s", _failure_text(report))
         transient = any(o.transient for o in outcomes.values())
         retry_left = ctx.attempt < ctx.max_attempts
         if transient and (retry_left or not allow_failures):
@@ -248,7 +246,7 @@ def download_files(
         report["downloaded"],
         size_text(report["bytes_downloaded"]),
         report["already_present"],
-        len(failures),
+        report["failed"],
     )
     return report
 
