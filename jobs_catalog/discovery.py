@@ -30,6 +30,9 @@ BUILTIN_MODULES = (
     "jobs_catalog.builtin.http",
     "jobs_catalog.builtin.files",
     "jobs_catalog.builtin.commands",
+    "jobs_catalog.builtin.downloads",
+    "jobs_catalog.builtin.archiving",
+    "jobs_catalog.builtin.extraction",
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,7 @@ def _field_errors(exc: ValidationError, model: type[BaseModel]) -> list[FieldErr
         field = ".".join(str(part) for part in error["loc"]) or "(parameters)"
         if error["type"] == "missing":
             message = "required parameter is missing"
-        elif error["type"] == "extra_forbidden":
+        elif error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             declared = ", ".join(model.model_fields) or "none"
             message = f"unexpected parameter (declared: {declared})"
         else:
@@ -171,8 +172,22 @@ def choices_of(annotation: Any) -> tuple[Any, ...] | None:
 
 
 def _type_name(annotation: Any) -> str:
-    if typing.get_origin(annotation) is typing.Literal:
+    """A readable name: ``list[DownloadItem]``, ``int | None``; validators and module paths
+    left out (the admin and the CLI show it)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
         return "choice"
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in args)
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    if origin is not None and args:
+        name = getattr(origin, "__name__", str(origin).replace("typing.", ""))
+        return f"{name}[{', '.join(_type_name(arg) for arg in args)}]"
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")

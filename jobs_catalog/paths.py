@@ -39,7 +39,7 @@ def resolve_allowed(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """
     raw = os.fspath(path)
     if not raw.strip():
-        raise PathNotAllowedError("a directory is required")
+        raise PathNotAllowedError("a path is required")
     if not os.path.isabs(raw):
         raise PathNotAllowedError("must be an absolute path")
     roots = allowed_roots()
@@ -70,4 +70,29 @@ def require_directory(path: str | os.PathLike[str]) -> Path:
     resolved, _root = resolve_allowed(path)
     if not resolved.is_dir():
         raise NotADirectoryError(f"{os.fspath(path)} is not an existing directory")
+    return resolved
+
+
+def existing_directory(value: str) -> str:
+    """Pydantic ``AfterValidator``: an allowlisted directory that exists now. For jobs that
+    write into it, so a typo is refused before anything is queued."""
+    resolved, _root = resolve_allowed(value)
+    if not resolved.is_dir():
+        raise PathNotAllowedError(f"{value} is not an existing directory")
+    return value
+
+
+def existing_file(value: str) -> str:
+    """Pydantic ``AfterValidator``: an allowlisted regular file that exists now."""
+    resolved, _root = resolve_allowed(value)
+    if not resolved.is_file():
+        raise PathNotAllowedError(f"{value} is not an existing file")
+    return value
+
+
+def require_file(path: str | os.PathLike[str]) -> Path:
+    """At run time: ``path`` resolved, inside the allowlist, and an existing regular file."""
+    resolved, _root = resolve_allowed(path)
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{os.fspath(path)} is not an existing file")
     return resolved

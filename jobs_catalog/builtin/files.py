@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from django.utils import timezone
 from pydantic import AfterValidator, ValidationInfo
 
-from jobs_catalog import NO_RETRY, JobContext, JobError, Param, job
+from jobs_catalog import NO_RETRY, JobCancelled, JobContext, JobError, Param, job
 from jobs_catalog.paths import allowed_directory, is_inside, require_directory
 
 #: Entries listed at most in a report; counts are always complete.
@@ -329,12 +329,12 @@ def bulk_rename(
     Every new name is checked before anything is touched: two files getting one name, a new
     name already taken by a file that is not itself renamed, or a name that is empty, '.',
     '..' or contains '/' fails the job with nothing renamed. Swaps and chains (a->b, b->a)
-    work. If a rename fails midway, the ones done are undone.
+    work. If a rename fails midway, or the run is cancelled, the ones done are undone.
     """
     base = require_directory(directory)
     plan = plan_renames(base, re.compile(match), mode, replacement)
     if not dry_run and plan:
-        _apply(base, plan)
+        _apply(base, plan, ctx)
     ctx.logger.info("%s %d files in %s", "would rename" if dry_run else "renamed", len(plan), base)
     return {
         "directory": str(base),
@@ -418,9 +418,11 @@ def _check_plan(plan: list[Rename], existing: set[str], base: Path) -> None:
         raise FileJobError(f"nothing renamed in {base}: {shown}{more}")
 
 
-def _apply(base: Path, plan: list[Rename]) -> None:
+def _apply(base: Path, plan: list[Rename], ctx: JobContext | None = None) -> None:
     """Rename in two phases (every file to a temporary name, then to its new name) so
-    swaps and chains work; on any failure undo what was done, newest first."""
+    swaps and chains work; on any failure or a cancellation undo what was done, newest
+    first. Progress counts a file as renamed once it has its new name."""
+    ctx = ctx or JobContext(job="builtin.bulk_rename")
     token = secrets.token_hex(6)
     temporary = [f".bulk-rename-{token}-{i}" for i in range(len(plan))]
     steps = [(r.old, tmp) for r, tmp in zip(plan, temporary, strict=True)]
@@ -429,10 +431,15 @@ def _apply(base: Path, plan: list[Rename]) -> None:
     dir_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for src, dst in steps:
+            ctx.stop_if_cancelled()
             _move(dir_fd, src, dst)
             done.append((src, dst))
+            renamed = max(0, len(done) - len(plan))
+            ctx.progress(renamed, len(plan), f"renamed {dst}" if renamed else "preparing")
     except BaseException as exc:
         stuck = _undo(dir_fd, done)
+        if isinstance(exc, JobCancelled):
+            raise JobCancelled(_cancel_message(base, len(done), stuck)) from exc
         if not isinstance(exc, Exception):
             raise  # a time limit or an interrupt: undone, and passed on as it is
         raise FileJobError(_failure_message(base, exc, len(done), stuck)) from exc
@@ -458,6 +465,13 @@ def _undo(dir_fd: int, done: list[tuple[str, str]]) -> list[str]:
         except OSError as exc:
             stuck.append(f"{dst!r} (was {src!r}): {exc.strerror or exc}")
     return stuck
+
+
+def _cancel_message(base: Path, done: int, stuck: list[str]) -> str:
+    message = f"renaming in {base} was cancelled; "
+    if not stuck:
+        return message + f"the {done} renames already made were undone"
+    return message + "these could not be put back: " + "; ".join(stuck)
 
 
 def _failure_message(base: Path, exc: Exception, done: int, stuck: list[str]) -> str:

@@ -13,6 +13,8 @@ from urllib.parse import unquote
 import pytest
 
 from jobs_catalog.errors import ParameterError
+from tests.builtin.controls import unthrottled  # noqa: F401 - a fixture
+from tests.builtin.file_server import file_server  # noqa: F401 - a fixture
 
 
 def old(path: Path, days: float, content: str = "x") -> Path:

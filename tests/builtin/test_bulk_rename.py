@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from jobs_catalog import JobContext
+from jobs_catalog import JobCancelled, JobContext
 from jobs_catalog.builtin import files
 from jobs_catalog.builtin.files import FileJobError, Rename
 from jobs_catalog.errors import ParameterError
 from jobs_catalog.registry import registry
 from tests.builtin.conftest import assert_field_error, snapshot
+from tests.builtin.controls import Control
 
 NAME = "builtin.bulk_rename"
 
@@ -149,6 +150,38 @@ def test_failure_midway_undoes_everything(job, root: Path, monkeypatch):
 
     assert "PermissionError" in str(caught.value)
     assert len(calls) == 5 + 4  # four completed renames put back
+    assert snapshot(root) == before  # no temporary names left either
+
+
+def test_progress_counts_files_renamed(job, root: Path, unthrottled):
+    make(root, "a.txt", "b.txt", "c.txt")
+    control = Control()
+
+    job.call(
+        {"directory": str(root), "match": r"\.txt$", "replacement": ".md"},
+        JobContext(job=NAME, control=control),
+    )
+
+    # Three files: three moves aside, then three to their new names.
+    assert [(p.done, p.total) for p in control.reports] == [(0, 3)] * 3 + [(1, 3), (2, 3), (3, 3)]
+    assert control.reports[-1].message == "renamed c.md"
+    assert sorted(os.listdir(root)) == ["a.md", "b.md", "c.md"]
+
+
+@pytest.mark.parametrize("after", [1, 4])  # in the first phase; in the second
+def test_cancelled_midway_undoes_everything(job, root: Path, unthrottled, after: int):
+    make(root, "a.txt", "b.txt", "c.txt")
+    before = snapshot(root)
+    control = Control(cancel_when=lambda c: len(c.reports) >= after)
+
+    with pytest.raises(JobCancelled) as caught:
+        job.call(
+            {"directory": str(root), "match": r"\.txt$", "replacement": ".md"},
+            JobContext(job=NAME, control=control),
+        )
+
+    assert f"cancelled; the {after} renames already made were undone" in str(caught.value)
+    assert len(control.reports) == after  # it stopped at the first look after the cancel
     assert snapshot(root) == before  # no temporary names left either
 
 

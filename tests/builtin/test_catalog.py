@@ -9,6 +9,9 @@ BUILTINS = {
     "builtin.file_cleanup",
     "builtin.bulk_rename",
     "builtin.management_command",
+    "builtin.download_files",
+    "builtin.archive_directory",
+    "builtin.extract_archive",
 }
 
 
