@@ -26,6 +26,7 @@ from jobs_catalog.builtin.http_destinations import (
     CREDENTIALS_PROBLEM,
     DestinationRefusedError,
     checked_request,
+    reason_of,
     url_problem,
 )
 from jobs_catalog.params import MASK
@@ -278,25 +279,15 @@ def _transport_error(exc: BaseException, method: str, url: str) -> Exception:
     where = f"{method} {url}"
     # Checked first: both subclass ConnectTimeoutError.
     if isinstance(exc, NameResolutionError | socket.gaierror):
-        return ConnectionError(f"{where}: cannot resolve the host name: {_cause(exc)}")
+        return ConnectionError(f"{where}: cannot resolve the host name: {reason_of(exc)}")
     if isinstance(exc, NewConnectionError):
-        return ConnectionError(f"{where}: cannot connect: {_cause(exc)}")
+        return ConnectionError(f"{where}: cannot connect: {reason_of(exc)}")
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
-        return TimeoutError(f"{where}: timed out: {_cause(exc)}")
+        return TimeoutError(f"{where}: timed out: {reason_of(exc)}")
     if isinstance(exc, SSLError):
         # A certificate problem does not heal by retrying a few seconds later.
-        return HttpCheckError(f"{where}: TLS error: {_cause(exc)}")
-    return ConnectionError(f"{where}: {type(exc).__name__}: {_cause(exc)}")
-
-
-def _cause(exc: BaseException) -> str:
-    """The most telling reason: the underlying OS error if there is one."""
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    text = str(exc)
-    # urllib3 prefixes some messages with the connection object's repr.
-    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+        return HttpCheckError(f"{where}: TLS error: {reason_of(exc)}")
+    return ConnectionError(f"{where}: {type(exc).__name__}: {reason_of(exc)}")
 
 
 def _scrub(text: str, secret: str) -> str:

@@ -360,3 +360,13 @@ def _pool(scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnec
         # The certificate is checked against the host name, not the address.
         return urllib3.HTTPSConnectionPool(address, port, maxsize=1, server_hostname=host)
     return urllib3.HTTPConnectionPool(address, port, maxsize=1)
+
+
+def reason_of(exc: BaseException) -> str:
+    """The most telling reason a request failed: the underlying OS error if there is one."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    text = str(exc)
+    # urllib3 prefixes some messages with the connection object's repr.
+    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
