@@ -128,7 +128,10 @@ def test_a_url_callback_is_delivered_once_signed_and_saying_what_the_run_did(rec
         "error_type": "ConnectionError",
         "error_message": "service refused token ********",
         "note": None,
-        "links": {"run": f"https://jobs.example.com/admin/scheduler/jobrun/{run.pk}/change/"},
+        "links": {
+            "run": f"https://jobs.example.com/admin/scheduler/jobrun/{run.pk}/change/",
+            "api": f"https://jobs.example.com/api/runs/{run.pk}",
+        },
         "site": "jobs.example.com",
     }
     assert TOKEN not in hook.body.decode() and KEY not in hook.body.decode()

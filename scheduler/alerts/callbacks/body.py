@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.urls import reverse
+
 from scheduler.alerts.channels.base import DeliveryError
 from scheduler.alerts.masking import scrub, secret_values
-from scheduler.alerts.messages import MAX_ERROR, Alert, admin_url, site_name
+from scheduler.alerts.messages import MAX_ERROR, Alert, absolute, admin_url, site_name
 from scheduler.alerts.models import CallbackDelivery
 from scheduler.runs.models import JobRun, RunRequest, status_label
 
@@ -45,7 +47,11 @@ def build(delivery: CallbackDelivery) -> dict[str, Any]:
         "error_type": run.error_type or None,
         "error_message": scrub(run.error_message, secrets)[:MAX_ERROR] or None,
         "note": scrub(run.note, secrets) or None,
-        "links": {"run": admin_url("scheduler_jobrun_change", run.pk)},
+        "links": {
+            "run": admin_url("scheduler_jobrun_change", run.pk),
+            # The run as the HTTP API shows it (what a trigger's Location named).
+            "api": absolute(reverse("api:read_run", args=[delivery.occurrence_id])),
+        },
         "site": site_name(),
     }
 
