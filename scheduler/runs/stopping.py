@@ -10,8 +10,10 @@ answers it (a remote control command, registered when this module is imported):
   ``settings.JOBS_CANCEL_GRACE`` seconds later, its process is terminated (SIGTERM);
 - the worker running any other job terminates it at once (Celery's revoke).
 
-A terminated job's log lines are lost with its process; one that stops by itself keeps them
-(``scheduler.runs.middleware.outcome``).
+A pool process leaves through ``SystemExit`` when terminated, so the run history still keeps
+the job's log lines and last progress with the cancelled attempt, as it does for a job that
+stopped by itself (``scheduler.runs.middleware.outcome``); only a job killed harder (its
+hard time limit) loses them.
 """
 
 from __future__ import annotations

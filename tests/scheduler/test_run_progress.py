@@ -302,3 +302,28 @@ def test_a_cancellable_job_that_finishes_after_a_cancel_is_not_recorded_succeede
     assert [e for e in announced if e[0] == "finished"] == [
         ("finished", run.pk, schedule.pk, "cancelled")
     ]
+
+
+def terminated_after_cancel(ctx: JobContext, url: str = "", token: str = "") -> None:
+    """Cancelled, then its process terminated: the pool process leaves through SystemExit."""
+    seen.append(ctx)
+    ctx.progress(4, 10, "four")
+    ctx.logger.info("working on")
+    cancel_run(ctx.run_id, None, app=current_app)
+    raise SystemExit(-241)
+
+
+def test_a_job_terminated_after_its_cancel_keeps_its_lines_and_is_not_announced_failed(
+    task, schedule, clock, queue_name, announced
+):
+    job_task = task(terminated_after_cancel, retry=RETRY_ANYTHING)  # not cancellable
+    message = message_for(job_task, schedule, clock, queue_name)
+    with pytest.raises(SystemExit):
+        deliver(job_task, message, queue_name)
+    run = JobRun.objects.get(pk=seen[0].run_id)
+    assert run.status == Status.CANCELLED and "The job was terminated at" in run.note
+    assert "working on" in run.logs and run.progress["done"] == 4
+    assert drain(queue_name, 0.5) == []
+    assert [e for e in announced if e[0] == "finished"] == [
+        ("finished", run.pk, schedule.pk, "cancelled")
+    ]

@@ -10,12 +10,12 @@ Through a database outage (``scheduler.runs.db_retry``) an end is tried again un
 written, up to just before the job's hard time limit, before the message is acknowledged (a
 job that succeeded is never taken for lost and run again).
 
-A cancelled run ends as cancelled, never retried: its job stopped because it saw the cancel
-(``ctx.cancelled``, ``JobCancelled``), or the job cancelled its own run by raising
-``JobCancelled``. The operator's cancel already recorded the end and announced it: the
-worker keeps the job's log lines with it (its last progress is flushed before), and
-releases a buffered occurrence. A job that cancels its own run gets its end recorded and
-announced here.
+A cancelled run ends as cancelled, never retried. The cancel recorded the end and announced
+it; once the job is over (it saw ``ctx.cancelled`` and returned or raised ``JobCancelled``,
+finished without looking, or its process is being terminated: ``SystemExit``) the worker
+keeps its log lines with the attempt (its last progress is flushed before), announces
+nothing more and releases a buffered occurrence. A job that cancels its own run (raises
+``JobCancelled`` uncancelled) gets its end recorded and announced here.
 
 Plain django-celery-beat tasks record their end with the same pieces
 (``scheduler.runs.plain_tasks``): they are neither retried by the platform nor guarded by an
@@ -102,10 +102,12 @@ class Outcome(RunMiddleware):
             self._cancelled(state, claimed, now, logs, exc)
             return
         # Unless its schedule waits on it, nothing depends on the end being written: the
-        # worker sends it without waiting for the reply. A cancellable job's run may have
-        # been cancelled while it finished: its end must know whether it was written.
-        cancellable = run.job.cancellable
-        wait = state.guarded or cancellable
+        # worker sends it without waiting for the reply. But a run may have been cancelled
+        # while it ended (a cancellable job's), or be ending because it was (its process
+        # terminated: SystemExit): that end must know whether it was written.
+        terminated = isinstance(exc, SystemExit)
+        maybe_cancelled = run.job.cancellable or terminated
+        wait = state.guarded or maybe_cancelled
         if exc is None:
             result_text = summary(result, redactor)
             if write_end(
@@ -119,8 +121,8 @@ class Outcome(RunMiddleware):
                 self._retry(run, state, claimed, now, error)
             elif write_end(state, status=status, now=now, wait=wait, **error):
                 self._occurrence_over(state, claimed, status)
-        if state.ended is None and cancellable:
-            self._kept_after_cancel(state, claimed, now, logs)
+        if state.ended is None and maybe_cancelled:
+            self._kept_after_cancel(state, claimed, now, logs, terminated=terminated)
 
     def _cancelled(
         self,
@@ -140,11 +142,19 @@ class Outcome(RunMiddleware):
             self._kept_after_cancel(state, claimed, now, logs)
 
     def _kept_after_cancel(
-        self, state: RunState, claimed: Claimed, now: datetime, logs: str
+        self,
+        state: RunState,
+        claimed: Claimed,
+        now: datetime,
+        logs: str,
+        *,
+        terminated: bool = False,
     ) -> None:
-        """The attempt was cancelled while its job ran, and the job is now over: its lines
-        are kept with it. The cancel announced the end; the occurrence is over."""
-        note = f"The job stopped at {now:%Y-%m-%d %H:%M:%S} UTC."
+        """The attempt was cancelled while its job ran, and the job is now over (it stopped,
+        or its process is being terminated): its lines are kept with it. The cancel
+        announced the end; the occurrence is over."""
+        how = "was terminated" if terminated else "stopped"
+        note = f"The job {how} at {now:%Y-%m-%d %H:%M:%S} UTC."
         if not recording.keep_after_cancel(
             claimed.id, task_id=claimed.task_id, logs=logs, note=note
         ):
