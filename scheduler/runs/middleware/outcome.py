@@ -139,7 +139,8 @@ class Outcome(RunMiddleware):
         if write_end(state, status=Status.CANCELLED, now=now, logs=logs, note=note, wait=True):
             self._occurrence_over(state, claimed, Status.CANCELLED)
         else:
-            self._kept_after_cancel(state, claimed, now, logs)
+            terminated = isinstance(exc, SystemExit)  # it saw the cancel, then was terminated
+            self._kept_after_cancel(state, claimed, now, logs, terminated=terminated)
 
     def _kept_after_cancel(
         self,
