@@ -11,6 +11,7 @@ import logging
 import math
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from celery import current_app
@@ -35,7 +36,7 @@ from scheduler.runs.models import JobRun
 from scheduler.runs.progress import RunProgress
 from scheduler.runs.recording import Claimed
 from scheduler.runs.redaction import Redactor
-from scheduler.schedules.models import Schedule
+from scheduler.schedules.models import OverlapPolicy, Schedule
 from scheduler.schedules.periodic import save_schedule
 from tests.scheduler.conftest import drain
 from tests.scheduler.test_run_history import SECRET, T0, deliver, message_for
@@ -68,16 +69,26 @@ def task(clock, monkeypatch):
 
 
 @pytest.fixture
-def schedule(queue_name):
+def make_schedule(queue_name):
     """A schedule whose entry the tests point at their own job."""
-    schedule = Schedule(
-        name=f"progress {uuid.uuid4().hex[:6]}",
-        job=JobDefinition.objects.get(name="builtin.http_request"),
-        cron="* * * * *",
-        params={"url": "http://x", "token": SECRET},
-        queue=queue_name,
-    )
-    return save_schedule(schedule, validate=False)
+
+    def make(**fields) -> Schedule:
+        schedule = Schedule(
+            name=f"progress {uuid.uuid4().hex[:6]}",
+            job=JobDefinition.objects.get(name="builtin.http_request"),
+            cron="* * * * *",
+            params={"url": "http://x", "token": SECRET},
+            queue=queue_name,
+            **fields,
+        )
+        return save_schedule(schedule, validate=False)
+
+    return make
+
+
+@pytest.fixture
+def schedule(make_schedule):
+    return make_schedule()
 
 
 @pytest.fixture
@@ -334,3 +345,24 @@ def test_a_job_terminated_after_its_cancel_keeps_its_lines_and_is_not_announced_
     assert [e for e in announced if e[0] == "finished"] == [
         ("finished", run.pk, schedule.pk, "cancelled")
     ]
+
+
+def test_the_occurrence_buffered_behind_a_cancelled_run_goes_once_its_job_stopped(
+    task, make_schedule, clock, queue_name, ask_at_once
+):
+    schedule = make_schedule(overlap_policy=OverlapPolicy.BUFFER_ONE)
+    job_task = task(cancelled_then_returns, cancellable=True)
+    message = message_for(job_task, schedule, clock, queue_name)
+    waiting = JobRun.objects.create(
+        schedule=schedule,
+        periodic_task=schedule.periodic_task,
+        task_name=job_task.name,
+        scheduled_for=T0 + timedelta(minutes=5),
+        status=Status.BUFFERED,
+    )
+    assert deliver(job_task, message, queue_name) == "stopped"
+    assert JobRun.objects.get(pk=seen[0].run_id).status == Status.CANCELLED
+    # Released (published) once the cancelled run's job was over.
+    assert JobRun.objects.get(pk=waiting.pk).status == Status.QUEUED
+    [(headers, _)] = drain(queue_name)
+    assert headers["attempt_id"] == waiting.pk
