@@ -212,20 +212,28 @@ if JOBS_CATALOG_HEARTBEAT <= 0:
     raise ImproperlyConfigured(
         f"JOBS_CATALOG_HEARTBEAT={JOBS_CATALOG_HEARTBEAT:g} must be a positive number of seconds."
     )
+# Seconds a cancellable job (@job(cancellable=True)) has to stop by itself once its running
+# run is cancelled, before its worker terminates it; 0 terminates it at once.
+JOBS_CANCEL_GRACE = env_float("JOBS_CANCEL_GRACE", 30.0)
+if JOBS_CANCEL_GRACE < 0:
+    raise ImproperlyConfigured(
+        f"JOBS_CANCEL_GRACE={JOBS_CANCEL_GRACE:g} must be a number of seconds, 0 or more."
+    )
 
 # What runs around every catalog job on the worker (see jobs_catalog.middleware), in this
 # order (their ends run in the reverse one). The log context first, so every line the others
 # write carries the run's ids. Metrics next: their end runs after the outcome's, and reads the
 # status it recorded. Secrets next: every later step stores or logs masked values. The claim
 # next: a delivery it drops leaves nothing recorded or announced. The outcome records the end
-# of what was claimed. Log capture last, innermost: it holds the job's own lines only, handed
-# to the outcome's end.
+# of what was claimed. Progress after it: the job's last report is written before the end.
+# Log capture last, innermost: it holds the job's own lines only, handed to the outcome's end.
 JOBS_TASK_MIDDLEWARE = [
     "scheduler.runs.middleware.context.LogContext",
     "scheduler.runs.middleware.metrics.RunMetrics",
     "scheduler.runs.middleware.secrets.Redaction",
     "scheduler.runs.middleware.claim.Claim",
     "scheduler.runs.middleware.outcome.Outcome",
+    "scheduler.runs.middleware.progress.ProgressControl",
     "scheduler.runs.middleware.logs.CaptureLogs",
 ]
 

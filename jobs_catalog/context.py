@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +18,15 @@ PROGRESS_WRITES_PER_SECOND = 4
 CANCEL_CHECK_EVERY = 1.0
 #: A progress message is cut to this many characters.
 MESSAGE_LIMIT = 200
+
+
+def _amount(name: str, value: object) -> float:
+    """``value`` as stored (JSON: no NaN or infinity), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"progress: {name} must be a number, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"progress: {name} must be a finite number, 0 or more, not {value!r}")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,8 @@ class JobContext:
         Writes are throttled to a few per second; the last report is written when the run
         ends, so the final figure is always kept.
         """
-        if done < 0 or (total is not None and total < 0):
-            raise ValueError("progress: done and total must not be negative")
+        done = _amount("done", done)
+        total = _amount("total", total) if total is not None else None
         self.last_progress = Progress(done, total, str(message)[:MESSAGE_LIMIT])
         self._unwritten = True
         if self.control is None:
@@ -119,6 +130,12 @@ class JobContext:
         if now - self._checked_at >= CANCEL_CHECK_EVERY:
             self._checked_at = now
             self._cancelled = bool(self.control.is_cancelled())
+        return self._cancelled
+
+    @property
+    def cancel_seen(self) -> bool:
+        """Whether :attr:`cancelled` has answered True (asks nothing: for the run history,
+        which must not add a query to a run that never looked)."""
         return self._cancelled
 
     def stop_if_cancelled(self) -> None:

@@ -31,6 +31,7 @@ def job(
     soft_time_limit: int | None = None,
     time_limit: int | None = None,
     queue: str | None = None,
+    cancellable: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Declare a catalog job::
@@ -40,6 +41,10 @@ def job(
         def send_report(ctx: JobContext, recipients: list[str], day: str = "yesterday"):
             ctx.logger.info("sending to %s", recipients)
             ...
+
+    ``cancellable=True`` says the job checks ``ctx.cancelled`` (or calls
+    ``ctx.stop_if_cancelled()``) between chunks: a cancel of its running run then lets it
+    stop by itself instead of killing its process.
 
     ``name`` is stable: schedules refer to it, so do not rename a job in use. ``description``
     defaults to the function's docstring. The function is returned unchanged, so it can be
@@ -57,6 +62,7 @@ def job(
             soft_time_limit=soft_time_limit,
             time_limit=time_limit,
             queue=queue,
+            cancellable=cancellable,
             source=current_source.get() or f"module {func.__module__}",
         )
         target = registry if registry is not None else current_registry.get()

@@ -40,6 +40,9 @@ class Job:
     time_limit: int | None = None
     queue: str | None = None
     source: str = ""
+    #: The job checks ``ctx.cancelled`` and stops between chunks: a cancel of its running run
+    #: lets it stop by itself (killed only after ``JOBS_CANCEL_GRACE`` seconds).
+    cancellable: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -60,6 +63,10 @@ class Job:
                     f"job {self.name!r}: {limit} must be positive (a whole number of "
                     f"seconds), not {value!r}"
                 )
+        if not isinstance(self.cancellable, bool):
+            raise JobDefinitionError(
+                f"job {self.name!r}: cancellable must be True or False, not {self.cancellable!r}"
+            )
         if self.queue is not None and (problem := queue_name_problem(self.queue)):
             raise JobDefinitionError(f"job {self.name!r}: {problem}")
         if self.soft_time_limit and self.time_limit and self.soft_time_limit >= self.time_limit:

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from jobs_catalog.context import JobContext
 from jobs_catalog.definition import Job
+from jobs_catalog.errors import JobCancelled
 from jobs_catalog.middleware import Middleware, RunInfo, configured_middleware, run_with_middleware
 from jobs_catalog.registry import Registry
 
@@ -26,6 +27,9 @@ class CatalogTask(Task):
     typing = False
     acks_late = True
     reject_on_worker_lost = True
+    # A job that stops because its run was cancelled is no fault: Celery logs it in one
+    # line, without a traceback (and error reporters skip it).
+    throws = (JobCancelled,)
 
     def make_context(self) -> JobContext:
         request = self.request

@@ -9,7 +9,8 @@ A room imports only the rooms below it (``tests/test_layout.py`` holds the code 
   rest, the platform's own schedules. Imports policies.
 - ``runs/``: JobRun and worker heartbeats, the outbox (the one path that publishes a run),
   the worker's recording of runs, retries, reaper, retention, log capture, redaction, run
-  events, actions (retry, cancel, run now, backfill). Imports schedules, policies.
+  events, actions (retry, cancel, run now, backfill), a running job's progress and the
+  stopping of a cancelled run's job. Imports schedules, policies.
 - ``beat/``: the beat scheduler class, its change feed, entries and fire times, the claim of
   due occurrences, and its loop's signal. Imports runs (outbox, messages, models, events,
   publisher, reaper), schedules, policies.

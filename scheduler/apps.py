@@ -17,6 +17,7 @@ class SchedulerConfig(AppConfig):
         from scheduler.runs import (
             plain_tasks,  # noqa: F401  (records plain tasks' runs, in workers only)
             rollup,
+            stopping,  # noqa: F401  (the workers' command that stops a cancelled run's job)
         )
         from scheduler.schedules import (
             forecast,

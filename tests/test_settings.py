@@ -188,3 +188,12 @@ def test_metrics_networks_are_checked(tmp_path):
     assert (
         result.returncode != 0 and "METRICS_ALLOW: 'not-a-net' is not a network." in result.stderr
     )
+
+
+def test_a_negative_cancel_grace_is_refused(tmp_path):
+    negative = probe(tmp_path, JOBS_CANCEL_GRACE="-5")
+    assert negative.returncode != 0
+    assert "JOBS_CANCEL_GRACE=-5 must be a number of seconds, 0 or more" in negative.stderr
+    words = probe(tmp_path, JOBS_CANCEL_GRACE="soon")
+    assert words.returncode != 0 and "JOBS_CANCEL_GRACE='soon'" in words.stderr
+    assert probe(tmp_path, JOBS_CANCEL_GRACE="0").returncode == 0

@@ -4,9 +4,10 @@ call these; so can scripts).
 Both decide under a row lock and change nothing when they refuse (:class:`RunActionError`
 says why). A retry is a new attempt row, committed before it is published (as beat does), so
 a broker that is down leaves it pending for beat's sweep to publish. A cancel is recorded
-first, then the Celery task id is revoked so a worker drops the message (or, for a running
-run, kills the job); the worker only starts a pending or queued run, so even a worker that
-missed the revoke will not run it.
+first (and announced: a run event), then the Celery task id is revoked so a worker drops the
+message; for a running run, the workers are told to stop its job (``scheduler.runs.stopping``:
+killed, or left to stop by itself if it checks for a cancel). The worker only starts a
+pending or queued run, so even a worker that missed the revoke will not run it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from scheduler.clock import Clock, get_clock
 from scheduler.db import is_postgres
 from scheduler.policies import cron
 from scheduler.runs import events as run_events
-from scheduler.runs import retries
+from scheduler.runs import retries, stopping
 from scheduler.runs.messages import outgoing_for
 from scheduler.runs.models import JobRun, attempts_of, status_label
 from scheduler.runs.outbox import enqueue, publish
@@ -154,7 +155,9 @@ def cancel_run(
     clock: Clock | None = None,
     app: Celery | None = None,
 ) -> ActionResult:
-    """Cancel a run that is still to run (it is dropped) or running (its job is killed)."""
+    """Cancel a run that is still to run (it is dropped) or running: its job is killed, or,
+    when it checks for a cancel (``@job(cancellable=True)``), stops by itself between chunks
+    (``scheduler.runs.stopping``). The end is announced (a run event) once committed."""
     clock = clock or get_clock()
     with transaction.atomic():
         query = JobRun.objects.filter(pk=run_id)
@@ -186,7 +189,10 @@ def cancel_run(
     if was == Status.BUFFERED:
         return ActionResult(run)  # never published: nothing to revoke
     try:
-        _revoke(app or current_app, str(run.task_id), terminate=was == Status.RUNNING)
+        if was == Status.RUNNING:
+            stopping.tell_workers(app or current_app, str(run.task_id))
+        else:
+            _revoke(app or current_app, str(run.task_id))
     except Exception as exc:
         logger.exception("cancel of run %s: could not revoke task %s", run.pk, run.task_id)
         going = " The job may still be running." if was == Status.RUNNING else ""
@@ -196,10 +202,9 @@ def cancel_run(
     return ActionResult(run)
 
 
-def _revoke(app: Celery, task_id: str, *, terminate: bool) -> Any:
-    # Workers remember revoked ids and drop the message when it arrives; terminate also
-    # signals the pool process running it now.
-    return app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+def _revoke(app: Celery, task_id: str) -> Any:
+    # Workers remember revoked ids and drop the message when it arrives.
+    return app.control.revoke(task_id)
 
 
 # --- runs of a schedule, outside its cron ------------------------------------------------

@@ -429,3 +429,68 @@ def fail_unstarted(
     # Django's connection: this runs in the worker's main process (see finish_by_task_id).
     row = _execute(db, sql, values, own_connection=False)
     return (row[0], row[1]) if row else None
+
+
+# --- while it runs: progress and cancellation (``scheduler.runs.progress``) ------------------
+def _key(db: BaseDatabaseWrapper, run_id: int | None, task_id: uuid.UUID | str | None) -> Any:
+    return run_id if run_id is not None else _uuid(db, task_id)
+
+
+@cache
+def _progress_sql(vendor: str, by_task_id: bool) -> str:
+    key = "task_id" if by_task_id else "id"
+    # A cancelled attempt still takes it: its job may be stopping at its next check.
+    return (
+        f"UPDATE {TABLE} SET progress = {_json_param(vendor)}"
+        f" WHERE {key} = %s AND status IN (%s, %s) AND {_async_commit(vendor)} RETURNING id"
+    )
+
+
+def write_progress(
+    run_id: int | None, *, progress: dict[str, Any], task_id: uuid.UUID | str | None = None
+) -> None:
+    """Store how far a running attempt got, in one statement. A worker sends it on its own
+    connection without waiting for the reply, outside any transaction the job may be in (so
+    it is seen at once, and stays if the job rolls back). Nothing changes once the attempt
+    ended. An attempt whose id is not known yet is found by ``task_id``."""
+    db = _db()
+    values = [
+        json.dumps(progress, default=str),
+        _key(db, run_id, task_id),
+        Status.RUNNING,
+        Status.CANCELLED,
+    ]
+    sql = _progress_sql(db.vendor, run_id is None)
+    own = history_connection.own
+    if own is not None:
+        try:
+            own.send(sql, values)
+        except psycopg.OperationalError:
+            own.discard()
+            raise
+        return
+    _execute(db, sql, values, own_connection=False)
+
+
+def is_cancelled(run_id: int | None, *, task_id: uuid.UUID | str | None = None) -> bool:
+    """Whether the attempt was cancelled (read behind what this process sent)."""
+    key = "task_id" if run_id is None else "id"
+    db = _db()
+    sql = f"SELECT 1 FROM {TABLE} WHERE {key} = %s AND status = %s"
+    return _execute(db, sql, [_key(db, run_id, task_id), Status.CANCELLED]) is not None
+
+
+def keep_after_cancel(
+    run_id: int | None, *, logs: str, note: str, task_id: uuid.UUID | str | None = None
+) -> bool:
+    """The job of a cancelled attempt stopped: keep its log lines and say so in the note.
+    The status, end time and duration the cancel recorded stay. False when the attempt is
+    not cancelled."""
+    key = "task_id" if run_id is None else "id"
+    db = _db()
+    sql = (
+        f"UPDATE {TABLE} SET logs = %s, note = CASE WHEN note = '' THEN %s ELSE note || %s END"
+        f" WHERE {key} = %s AND status = %s AND {_async_commit(db.vendor)} RETURNING id"
+    )
+    values = [logs, note, f"\n{note}", _key(db, run_id, task_id), Status.CANCELLED]
+    return _execute(db, sql, values) is not None

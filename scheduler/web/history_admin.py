@@ -23,7 +23,13 @@ from django.contrib.admin import ShowFacets
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -34,7 +40,7 @@ from scheduler.alerts.callbacks.admin import occurrence_callbacks
 from scheduler.runs import actions as run_actions
 from scheduler.runs.models import JobRun
 from scheduler.schedules.models import Schedule
-from scheduler.web import charts
+from scheduler.web import charts, run_progress
 from scheduler.web.changelist import UncountedChangeList
 from scheduler.web.display import (
     NONE,
@@ -163,10 +169,14 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         ("Completion callbacks", {"fields": ("callbacks_display",)}),
     )
-    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
+    readonly_fields = (
+        *(name for _, options in fieldsets for name in options["fields"]),
+        "progress_display",
+    )
 
     class Media:
-        css = {"all": ("scheduler/admin.css",)}
+        css = {"all": ("scheduler/admin.css", "scheduler/run_progress.css")}
+        js = ("scheduler/run_progress.js",)
 
     # --- permissions ------------------------------------------------------------------------
     def has_action_permission(self, request: HttpRequest, name: str) -> bool:
@@ -250,6 +260,14 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_duration(obj.duration)
 
     # --- a run's page -------------------------------------------------------------------------
+    def get_fieldsets(self, request: HttpRequest, obj: JobRun | None = None) -> Any:
+        """A run that reported progress, or may still, shows its bar after its status."""
+        if obj is None or (obj.progress is None and obj.status not in JobRun.ACTIVE):
+            return self.fieldsets
+        (name, options), *rest = self.fieldsets
+        status, *others = options["fields"]
+        return ((name, {**options, "fields": (status, "progress_display", *others)}), *rest)
+
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         queryset = self.get_queryset(request).select_related("schedule", "periodic_task")
         try:
@@ -305,6 +323,11 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             '{} <span class="scheduler-quiet">{}</span>', status_badge(obj.status), more[:-1]
         )
+
+    @admin.display(description="progress")
+    def progress_display(self, obj: JobRun) -> str:
+        url = reverse(f"{self.admin_site.name}:scheduler_jobrun_progress", args=[obj.pk])
+        return run_progress.bar(obj, url)
 
     @admin.display(description="job")
     def job_display(self, obj: JobRun) -> str:
@@ -471,7 +494,28 @@ class JobRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
             for name in RUN_ACTIONS
         ]
+        urls.append(
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name=f"{prefix}_progress",
+            )
+        )
         return urls + super().get_urls()
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The run's status and progress as JSON, which its bar polls while it is active
+        (``run_progress.as_json``); refused without the view permission of runs."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            pk = int(unquote(object_id))
+        except ValueError:
+            pk = None
+        run = JobRun.objects.filter(pk=pk).only("id", "status", "progress").first() if pk else None
+        if run is None:
+            return JsonResponse({"error": "No such run."}, status=404)
+        return JsonResponse(run_progress.as_json(run))
 
     def _action_view(self, name: str) -> Callable[..., HttpResponse]:
         def view(request: HttpRequest, object_id: str) -> HttpResponse:

@@ -1,6 +1,7 @@
 """The overview: the admin's landing page, for on-call people and admins.
 
-At a glance: schedules failing now (open incidents), paused schedules, runs running now,
+At a glance: schedules failing now (open incidents), paused schedules, runs running now
+(with their progress, kept current by ``scheduler/run_progress.js``),
 beat and worker heartbeats, queue depths; then charts of the last day or week (runs per hour
 by outcome, failure rate and durations per job, dispatch lag) and the load ahead.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
@@ -29,7 +31,7 @@ from scheduler.runs import queue_depth, rollup
 from scheduler.runs.models import JobRun, WorkerHeartbeat, status_label
 from scheduler.schedules import forecast
 from scheduler.schedules.models import Schedule
-from scheduler.web import charts
+from scheduler.web import charts, run_progress
 
 #: Rows listed per panel (the panel says how many there are in all).
 LISTED = 10
@@ -144,10 +146,14 @@ def _running(view: Overview) -> None:
             "worker_host",
             "attempt",
             "scheduled_for",
+            "status",
+            "progress",
         ).order_by("started_at")[:LISTED]
     )
     for run in view.running:
         run.running_for = format_duration((view.now - run.started_at).total_seconds())
+        url = reverse("admin:scheduler_jobrun_progress", args=[run.pk])
+        run.progress_bar = run_progress.bar(run, url)
 
 
 def _processes(view: Overview) -> None:

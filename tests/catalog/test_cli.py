@@ -62,9 +62,12 @@ def test_describe_shows_parameters_defaults_choices_and_secrets(catalog):
     out, _ = jobs("describe", "plugin.pick")
     assert "colour (choice; required; one of 'red', 'green')" in out
     assert "times (int; default 1)" in out
+    assert "cancel:       terminates the job" in out
     out, _ = jobs("describe", "plugin.echo", "--json")
-    params = {p["name"]: p for p in json.loads(out)["parameters"]}
+    described = json.loads(out)
+    params = {p["name"]: p for p in described["parameters"]}
     assert params["token"]["secret"] is True and params["shout"]["default"] is False
+    assert described["cancellable"] is False
 
 
 @pytest.mark.django_db  # the run is recorded in the history

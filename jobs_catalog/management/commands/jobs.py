@@ -88,6 +88,8 @@ class Command(BaseCommand):
             f"retries:      {retry.max_attempts} attempts, backoff {retry.backoff_base}s "
             f"doubling up to {retry.backoff_cap}s{', jitter' if retry.jitter else ''}; on "
             + ", ".join(t.__name__ for t in retry.retry_on),
+            "cancel:       "
+            + ("stops by itself between chunks" if job.cancellable else "terminates the job"),
             "",
             "parameters:",
         ]
@@ -177,6 +179,7 @@ def _summary(job: Job) -> dict[str, Any]:
         "soft_time_limit": job.soft_time_limit,
         "time_limit": job.time_limit,
         "retry": job.retry.to_dict(),
+        "cancellable": job.cancellable,
     }
 
 

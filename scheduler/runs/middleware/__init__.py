@@ -7,6 +7,7 @@ one concern each, in the order ``settings.JOBS_TASK_MIDDLEWARE`` gives them:
 - ``claim.Claim``: which attempt this delivery runs, if any, recorded as started;
 - ``outcome.Outcome``: the attempt's end, its retry, the buffered occurrence released, and
   the run events;
+- ``progress.ProgressControl``: the job's progress and cancellation, kept with the attempt;
 - ``logs.CaptureLogs``: the job's log lines, kept with the attempt.
 
 They share one :class:`~scheduler.runs.middleware.state.RunState` per run. Plain

@@ -10,6 +10,13 @@ Through a database outage (``scheduler.runs.db_retry``) an end is tried again un
 written, up to just before the job's hard time limit, before the message is acknowledged (a
 job that succeeded is never taken for lost and run again).
 
+A cancelled run ends as cancelled, never retried. The cancel recorded the end and announced
+it; once the job is over (it saw ``ctx.cancelled`` and returned or raised ``JobCancelled``,
+finished without looking, or its process is being terminated: ``SystemExit``) the worker
+keeps its log lines with the attempt (its last progress is flushed before), announces
+nothing more and releases a buffered occurrence. A job that cancels its own run (raises
+``JobCancelled`` uncancelled) gets its end recorded and announced here.
+
 Plain django-celery-beat tasks record their end with the same pieces
 (``scheduler.runs.plain_tasks``): they are neither retried by the platform nor guarded by an
 overlap policy.
@@ -26,6 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from jobs_catalog.errors import JobCancelled
 from jobs_catalog.middleware import RunInfo, SkipRun
 from scheduler.policies.retry import SETTINGS, layer_name
 from scheduler.runs import db_retry, recording, retries
@@ -90,22 +98,71 @@ class Outcome(RunMiddleware):
             return
         redactor = state.redactor
         logs = redactor.text(state.logs)
+        if isinstance(exc, JobCancelled) or run.context.cancel_seen:
+            self._cancelled(state, claimed, now, logs, exc)
+            return
         # Unless its schedule waits on it, nothing depends on the end being written: the
-        # worker sends it without waiting for the reply.
-        wait = state.guarded
+        # worker sends it without waiting for the reply. But a run may have been cancelled
+        # while it ended (a cancellable job's), or be ending because it was (its process
+        # terminated: SystemExit): that end must know whether it was written.
+        terminated = isinstance(exc, SystemExit)
+        maybe_cancelled = run.job.cancellable or terminated
+        wait = state.guarded or maybe_cancelled
         if exc is None:
             result_text = summary(result, redactor)
             if write_end(
                 state, status=Status.SUCCEEDED, now=now, result=result_text, logs=logs, wait=wait
             ):
                 self._occurrence_over(state, claimed, Status.SUCCEEDED)
-            return
-        error = {**failure_fields(exc, redactor), "logs": logs}
-        status = retries.outcome(exc, run.job.retry, claimed.attempt, claimed.max_attempts)
-        if status == Status.RETRYING:
-            self._retry(run, state, claimed, now, error)
-        elif write_end(state, status=status, now=now, wait=wait, **error):
-            self._occurrence_over(state, claimed, status)
+        else:
+            error = {**failure_fields(exc, redactor), "logs": logs}
+            status = retries.outcome(exc, run.job.retry, claimed.attempt, claimed.max_attempts)
+            if status == Status.RETRYING:
+                self._retry(run, state, claimed, now, error)
+            elif write_end(state, status=status, now=now, wait=wait, **error):
+                self._occurrence_over(state, claimed, status)
+        if state.ended is None and maybe_cancelled:
+            self._kept_after_cancel(state, claimed, now, logs, terminated=terminated)
+
+    def _cancelled(
+        self,
+        state: RunState,
+        claimed: Claimed,
+        now: datetime,
+        logs: str,
+        exc: BaseException | None,
+    ) -> None:
+        """The job stopped on a cancel: the operator's (the attempt is cancelled already),
+        or its own (it raised ``JobCancelled`` while its attempt ran)."""
+        reason = head(state.redactor.text(str(exc)), 200) if isinstance(exc, JobCancelled) else ""
+        note = f"Cancelled by the job{f': {reason}' if reason else ''}."
+        if write_end(state, status=Status.CANCELLED, now=now, logs=logs, note=note, wait=True):
+            self._occurrence_over(state, claimed, Status.CANCELLED)
+        else:
+            terminated = isinstance(exc, SystemExit)  # it saw the cancel, then was terminated
+            self._kept_after_cancel(state, claimed, now, logs, terminated=terminated)
+
+    def _kept_after_cancel(
+        self,
+        state: RunState,
+        claimed: Claimed,
+        now: datetime,
+        logs: str,
+        *,
+        terminated: bool = False,
+    ) -> None:
+        """The attempt was cancelled while its job ran, and the job is now over (it stopped,
+        or its process is being terminated): its lines are kept with it. The cancel
+        announced the end; the occurrence is over."""
+        how = "was terminated" if terminated else "stopped"
+        note = f"The job {how} at {now:%Y-%m-%d %H:%M:%S} UTC."
+        if not recording.keep_after_cancel(
+            claimed.id, task_id=claimed.task_id, logs=logs, note=note
+        ):
+            return  # not cancelled: ended otherwise (lost), by someone else
+        state.ended = Status.CANCELLED
+        if state.guarded and claimed.id is not None:
+            release_next_buffered(claimed.id)
 
     def _retry(
         self, run: RunInfo, state: RunState, claimed: Claimed, now: datetime, error: dict
