@@ -76,6 +76,7 @@ ExistingDirectory = Annotated[
     retry=NO_RETRY,
     soft_time_limit=3600,
     time_limit=3660,
+    cancellable=True,
 )
 def archive_directory(
     ctx: JobContext,

@@ -155,6 +155,7 @@ File = Annotated[
     retry=RetryPolicy(max_attempts=3),
     soft_time_limit=3600,
     time_limit=3660,
+    cancellable=True,
 )
 def download_files(
     ctx: JobContext,

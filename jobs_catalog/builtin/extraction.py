@@ -76,6 +76,7 @@ class ArchiveRefused(JobError):  # noqa: N818 - a verdict on the archive
     retry=NO_RETRY,
     soft_time_limit=3600,
     time_limit=3660,
+    cancellable=True,
 )
 def extract_archive(
     ctx: JobContext,

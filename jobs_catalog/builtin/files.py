@@ -299,6 +299,7 @@ class Rename:
     retry=NO_RETRY,
     soft_time_limit=300,
     time_limit=360,
+    cancellable=True,
 )
 def bulk_rename(
     ctx: JobContext,

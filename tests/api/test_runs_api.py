@@ -81,7 +81,8 @@ def test_a_job_is_described_with_its_parameter_schema(viewer):
     body = viewer.get("/api/jobs/builtin.http_request").json()
     assert body["params_schema"]["properties"]["bearer_token"]["secret"] is True
     assert body["defaults"]["method"] == "GET"
-    assert body["retry"]["max_attempts"] >= 1
+    assert body["retry"]["max_attempts"] >= 1 and body["cancellable"] is False
+    assert viewer.get("/api/jobs/builtin.download_files").json()["cancellable"] is True
 
 
 def test_an_unknown_job_is_404(viewer):

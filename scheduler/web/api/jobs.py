@@ -9,6 +9,7 @@ from ninja.responses import Status
 
 from jobs_catalog.errors import ParameterError, UnknownJobError
 from jobs_catalog.models import JobDefinition
+from jobs_catalog.registry import registry
 from scheduler.internal_tasks import internal, is_internal
 from scheduler.runs import trigger as triggers
 from scheduler.web.api.auth import require
@@ -63,6 +64,7 @@ def describe_job(request: HttpRequest, name: str) -> dict:
         "retry": row.retry_policy,
         "soft_time_limit": row.soft_time_limit,
         "time_limit": row.time_limit,
+        "cancellable": bool(getattr(registry.find(row.name), "cancellable", False)),
     }
 
 

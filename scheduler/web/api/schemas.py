@@ -47,6 +47,9 @@ class JobDetailOut(JobOut):
     retry: dict[str, Any]
     soft_time_limit: int | None
     time_limit: int | None
+    cancellable: bool = Field(
+        description="The job stops by itself between chunks when its run is cancelled."
+    )
 
 
 class JobListOut(Schema):
