@@ -7,6 +7,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.parser import Parser
 
 from scheduler.web.api import jobs, runs, schedules, uploads
 from scheduler.web.api.auth import TokenAuth
@@ -16,6 +17,23 @@ from scheduler.web.api.errors import (
     field_errors_of_pydantic,
     from_api_error,
 )
+from scheduler.web.api.storable import refuse_unstorable
+
+#: JSON's names of what a body held instead of an object.
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean"}
+
+
+class ObjectBodyParser(Parser):
+    """Every JSON body of this API is an object (or null, as good as none where a body may
+    be left out). Anything else (an array, a number) is refused, not read as an object with
+    every field left out (which would, say, trigger a job with no parameters)."""
+
+    def parse_body(self, request: HttpRequest) -> dict | None:
+        data = super().parse_body(request)
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"it is {_JSON_KINDS.get(type(data), 'a number')}")
+        return data
+
 
 api = NinjaAPI(
     title="Scheduled jobs API",
@@ -27,12 +45,14 @@ api = NinjaAPI(
         '"fields"}}`.'
     ),
     auth=TokenAuth(),
+    parser=ObjectBodyParser(),
     urls_namespace="api",
 )
 api.add_router("", jobs.router)
 api.add_router("", runs.router)
 api.add_router("", schedules.router)
 api.add_router("", uploads.router)
+api.add_decorator(refuse_unstorable)
 
 
 def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
@@ -56,6 +76,10 @@ def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # django-ninja's own 400: a body that is not a JSON object (why, it says only in DEBUG).
+        message = f"The request body is not a JSON object ({exc.__cause__})."
+        return error_response(400, "malformed_request", message)
     return error_response(exc.status_code, "http_error", str(exc))
 
 

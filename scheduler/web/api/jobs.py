@@ -51,7 +51,7 @@ def list_jobs(request: HttpRequest) -> dict:
 
 @router.get(
     "/jobs/{name}",
-    response={200: JobDetailOut, 404: ErrorOut, **ERRORS},
+    response={200: JobDetailOut, 404: ErrorOut, 422: ErrorOut, **ERRORS},
     summary="Describe a job and its parameters",
 )
 def describe_job(request: HttpRequest, name: str) -> dict:
@@ -70,7 +70,15 @@ def describe_job(request: HttpRequest, name: str) -> dict:
 
 @router.post(
     "/jobs/{name}/runs",
-    response={202: RunOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut, **ERRORS},
+    response={
+        202: RunOut,
+        400: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        422: ErrorOut,
+        429: ErrorOut,
+        **ERRORS,
+    },
     throttle=[UserRateThrottle()],
     summary="Run a job now",
     description=(
@@ -84,11 +92,12 @@ def trigger_job(
     request: HttpRequest,
     response: HttpResponse,
     name: str,
-    payload: TriggerIn,
+    payload: TriggerIn | None = None,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Status:
     require(request, triggers.TRIGGER_PERMISSION)
     _definition(name)
+    payload = payload or TriggerIn()  # no body: no parameters, no callback
     try:
         done = triggers.trigger_request(
             name,

@@ -3,7 +3,6 @@ and list them with the run history's indexed filters, a page at a time."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import urlencode
 
 from django.http import HttpRequest
@@ -15,12 +14,13 @@ from scheduler.runs.models import JobRun
 from scheduler.web.api import cursor
 from scheduler.web.api.auth import require
 from scheduler.web.api.errors import ApiError
-from scheduler.web.api.schemas import ErrorOut, RunOut, RunPageOut
+from scheduler.web.api.schemas import ErrorOut, RunOut, RunPageOut, UtcDatetime
 from scheduler.web.api.serialize import LIST_DEFERRED, occurrence, run_out
 
 router = Router(tags=["runs"])
 VIEW_RUNS = "scheduler.view_jobrun"
-ERRORS = {401: ErrorOut, 403: ErrorOut}
+#: Every run endpoint takes parameters a client can get wrong (422 names them).
+ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 #: The most runs on one page.
 MAX_PAGE = 200
 
@@ -30,8 +30,8 @@ class RunFilters(Schema):
     status: JobRun.Status | None = None
     trigger: JobRun.Trigger | None = None
     schedule: int | None = NinjaField(None, description="A schedule's id.")
-    since: datetime | None = NinjaField(None, description="Scheduled at or after this time.")
-    until: datetime | None = NinjaField(None, description="Scheduled before this time.")
+    since: UtcDatetime | None = NinjaField(None, description="Scheduled at or after this time.")
+    until: UtcDatetime | None = NinjaField(None, description="Scheduled before this time.")
     limit: int = NinjaField(50, ge=1, le=MAX_PAGE)
     cursor: str | None = NinjaField(None, description="From the previous page's `next`.")
 
@@ -75,7 +75,7 @@ def cancel_run(request: HttpRequest, run_id: int) -> dict:
     return run_out(request, latest, attempts=attempts)
 
 
-@router.get("/runs", response={200: RunPageOut, 422: ErrorOut, **ERRORS}, summary="List runs")
+@router.get("/runs", response={200: RunPageOut, **ERRORS}, summary="List runs")
 def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict:
     """Newest first, each attempt a row; filter by job, status, trigger, schedule and time.
     Follow ``next`` for older runs (no total is counted)."""

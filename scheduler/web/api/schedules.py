@@ -37,8 +37,11 @@ from scheduler.web.api.throttle import UserRateThrottle
 from scheduler.web.forms import SCHEDULE_FIELDS
 
 router = Router(tags=["schedules"])
-ERRORS = {401: ErrorOut, 403: ErrorOut}
+#: Every schedule endpoint takes parameters a client can get wrong (422 names them).
+ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 MISSING = {404: ErrorOut}
+#: A JSON body that does not parse answers 400.
+MALFORMED = {400: ErrorOut}
 #: The most schedules on one page.
 MAX_PAGE = 200
 #: Fields copied from the request as given: the admin form's own.
@@ -92,7 +95,7 @@ def _save(schedule: Schedule) -> Schedule:
     return Schedule.objects.select_related("job", "paused_by").get(pk=schedule.pk)
 
 
-@router.get("/schedules", response={200: SchedulePageOut, 422: ErrorOut, **ERRORS})
+@router.get("/schedules", response={200: SchedulePageOut, **ERRORS})
 def list_schedules(
     request: HttpRequest,
     job: str | None = None,
@@ -130,7 +133,7 @@ def read_schedule(request: HttpRequest, schedule_id: int) -> dict:
     return schedule_out(_schedule(schedule_id))
 
 
-@router.post("/schedules", response={201: ScheduleOut, 422: ErrorOut, **ERRORS})
+@router.post("/schedules", response={201: ScheduleOut, **MALFORMED, **ERRORS})
 def create_schedule(request: HttpRequest, response: HttpResponse, payload: ScheduleIn) -> Status:
     require(request, "scheduler.add_schedule")
     values = payload.dict()
@@ -146,7 +149,7 @@ def create_schedule(request: HttpRequest, response: HttpResponse, payload: Sched
 
 
 @router.patch(
-    "/schedules/{schedule_id}", response={200: ScheduleOut, 422: ErrorOut, **MISSING, **ERRORS}
+    "/schedules/{schedule_id}", response={200: ScheduleOut, **MALFORMED, **MISSING, **ERRORS}
 )
 def change_schedule(request: HttpRequest, schedule_id: int, payload: ScheduleChange) -> dict:
     """Only the fields given change; the job is fixed once the schedule exists."""
@@ -155,21 +158,21 @@ def change_schedule(request: HttpRequest, schedule_id: int, payload: ScheduleCha
     given = payload.dict(exclude_unset=True)
     if "params" in given:
         schedule.params = _keep_stored_secrets(schedule, given.pop("params") or {})
-    for name, value in given.items():
-        if value is None and name in DEFAULTED | {"name", "cron", "timezone", "enabled"}:
-            raise ApiError(
-                422, "invalid_schedule", "The schedule is invalid.", {name: ["may not be null"]}
-            )
+    for name, value in given.items():  # a null where none may be was refused (422) already
         setattr(schedule, name, "" if value is None and name in {"description", "queue"} else value)
     return schedule_out(_save(schedule))
 
 
-@router.post("/schedules/{schedule_id}/pause", response={200: ScheduleOut, **MISSING, **ERRORS})
-def pause_schedule(request: HttpRequest, schedule_id: int, payload: PauseIn) -> dict:
+@router.post(
+    "/schedules/{schedule_id}/pause",
+    response={200: ScheduleOut, **MALFORMED, **MISSING, **ERRORS},
+)
+def pause_schedule(request: HttpRequest, schedule_id: int, payload: PauseIn | None = None) -> dict:
+    """The body (a note) may be left out."""
     require(request, "scheduler.pause_schedule")
     schedule = _schedule(schedule_id)
     if not schedule.is_paused:
-        services.pause(schedule, request.user, payload.note)
+        services.pause(schedule, request.user, payload.note if payload else "")
     return schedule_out(_schedule(schedule_id))
 
 

@@ -3,10 +3,24 @@ these). Times are ISO 8601 with their offset (UTC)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from ninja import Field, Schema
+from pydantic import AfterValidator
+
+
+def _in_utc(value: datetime) -> datetime:
+    """A time as UTC (a time without an offset is taken as UTC). ISO 8601 allows offsets up
+    to ±23:59, the database only up to ±15:59: converted here, any offset works."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+#: A time a client sends: any ISO 8601 offset, stored and compared in UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class ErrorBody(Schema):
@@ -181,8 +195,8 @@ class ScheduleIn(Schema):
     timezone: str = "UTC"
     description: str = ""
     enabled: bool = True
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
     overlap_policy: str | None = None
     misfire_policy: str | None = None
     catchup_window: int | None = None
@@ -194,22 +208,32 @@ class ScheduleIn(Schema):
     retry_backoff_cap: float | None = None
 
 
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _kept(**options: Any) -> Any:
+    """A field a change may leave out (nothing changes) but not set to null: the document
+    shows its type alone."""
+    return Field(None, json_schema_extra=_drop_default, **options)
+
+
 class ScheduleChange(Schema):
     """Only the fields given change. A secret parameter left out keeps its stored value."""
 
-    name: str | None = Field(None, max_length=200)
-    cron: str | None = None
+    name: str = _kept(max_length=200)
+    cron: str = _kept()
     params: dict[str, Any] | None = None
-    timezone: str | None = None
+    timezone: str = _kept()
     description: str | None = None
-    enabled: bool | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    overlap_policy: str | None = None
-    misfire_policy: str | None = None
-    catchup_window: int | None = None
-    max_catchup_runs: int | None = None
-    jitter: int | None = None
+    enabled: bool = _kept()
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    overlap_policy: str = _kept()
+    misfire_policy: str = _kept()
+    catchup_window: int = _kept()
+    max_catchup_runs: int = _kept()
+    jitter: int = _kept()
     queue: str | None = None
     retry_max_attempts: int | None = None
     retry_backoff_base: float | None = None

@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import TooManyFilesSent
+from django.core.exceptions import SuspiciousMultipartForm, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import Router
 from ninja.responses import Status
 
 from jobs_catalog.paths import PathNotAllowedError, resolve_allowed
 from scheduler.internal_tasks import is_internal
 from scheduler.runs import trigger as triggers
+from scheduler.web.api import storable
 from scheduler.web.api.auth import require
 from scheduler.web.api.errors import ApiError
 from scheduler.web.api.jobs import refusal
@@ -163,6 +165,7 @@ def upload_root() -> Path:
                             "files": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
+                                "minItems": 1,
                             },
                             "params": {
                                 "type": "string",
@@ -215,15 +218,26 @@ def _receive_and_trigger(
     try:
         files = request.FILES.getlist("files")
         form = request.POST
-    except (TooLarge, TooManyFilesSent) as exc:
+    except (TooLarge, TooManyFilesSent, TooManyFieldsSent) as exc:
         raise ApiError(413, "upload_too_large", f"The upload is too large: {exc}.") from None
     except (BadUpload, StopUpload) as exc:
         raise ApiError(422, "invalid_upload", str(exc), {"files": [str(exc)]}) from None
+    except (MultiPartParserError, SuspiciousMultipartForm) as exc:
+        raise ApiError(422, "invalid_upload", f"The multipart body is malformed: {exc}") from None
     if not files:
         raise ApiError(422, "invalid_upload", "No files were sent.", {"files": ["required"]})
     params = _params(form.get("params"))
     path_param = (form.get("path_param") or "directory").strip()
     file_param = (form.get("file_param") or "").strip()
+    callback_url = (form.get("callback_url") or "").strip()
+    storable.refuse(
+        {
+            "params": params,
+            "path_param": path_param,
+            "file_param": file_param,
+            "callback_url": callback_url,
+        }
+    )
     final = root / batch
     params[path_param] = str(final)
     if file_param:
@@ -234,9 +248,7 @@ def _receive_and_trigger(
         params[file_param] = str(final / files[0].name)
     os.replace(staging, final)
     try:
-        return triggers.trigger(
-            job, params, request.user, callback_url=(form.get("callback_url") or "").strip()
-        )
+        return triggers.trigger(job, params, request.user, callback_url=callback_url)
     except Exception as exc:
         shutil.rmtree(final, ignore_errors=True)
         raise refusal(job, exc) from None
