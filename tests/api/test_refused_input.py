@@ -85,14 +85,23 @@ def test_a_schedule_named_with_nul_is_not_created_nor_renamed(client, auth, sche
 
 
 @pytest.mark.parametrize(
-    ("body", "says"),
-    [("[1, 2]", "it is an array"), ("7", "it is a number"), ("{nope", "Expecting")],
+    ("body", "status", "says"),
+    [
+        ("[1, 2]", 422, "not an array"),
+        ("7", 422, "not a number"),
+        ('"run it"', 422, "not a string"),
+        ("{nope", 400, "Expecting"),
+    ],
 )
-def test_a_body_that_is_no_json_object_is_a_400_and_queues_nothing(client, auth, body, says):
+def test_a_body_that_is_no_json_object_is_refused_and_queues_nothing(
+    client, auth, body, status, says
+):
+    """An array was read as an object with every field left out: a run with no parameters."""
     response = post_json(client, "/api/jobs/tests.sleep/runs", body, auth)
-    assert response.status_code == 400
+    assert response.status_code == status
     error = response.json()["error"]
-    assert error["code"] == "malformed_request" and says in error["message"]
+    assert error["code"] == {400: "malformed_request", 422: "invalid_request"}[status]
+    assert says in json.dumps(error)
     assert not JobRun.objects.exists()
 
 

@@ -23,6 +23,10 @@ from scheduler.web.api.storable import refuse_unstorable
 _JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean"}
 
 
+class NotAnObjectError(ValueError):
+    """A JSON body that parses but is no object: a 422, like any value of the wrong type."""
+
+
 class ObjectBodyParser(Parser):
     """Every JSON body of this API is an object (or null, as good as none where a body may
     be left out). Anything else (an array, a number) is refused, not read as an object with
@@ -31,7 +35,8 @@ class ObjectBodyParser(Parser):
     def parse_body(self, request: HttpRequest) -> dict | None:
         data = super().parse_body(request)
         if data is not None and not isinstance(data, dict):
-            raise ValueError(f"it is {_JSON_KINDS.get(type(data), 'a number')}")
+            kind = _JSON_KINDS.get(type(data), "a number")
+            raise NotAnObjectError(f"the body must be a JSON object, not {kind}")
         return data
 
 
@@ -76,10 +81,14 @@ def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    if exc.status_code == 400 and exc.__cause__ is not None:
-        # django-ninja's own 400: a body that is not a JSON object (why, it says only in DEBUG).
-        message = f"The request body is not a JSON object ({exc.__cause__})."
-        return error_response(400, "malformed_request", message)
+    # django-ninja's own 400 is a body it could not read (why, it says only in DEBUG).
+    reason = exc.__cause__
+    if isinstance(reason, NotAnObjectError):
+        return error_response(
+            422, "invalid_request", "The request is invalid.", {"request": [str(reason)]}
+        )
+    if exc.status_code == 400 and reason is not None:
+        return error_response(400, "malformed_request", f"The request body is not JSON ({reason}).")
     return error_response(exc.status_code, "http_error", str(exc))
 
 
