@@ -7,22 +7,20 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from jobs_catalog.models import JobDefinition
 from scheduler.runs.models import JobRun
 from scheduler.schedules.models import Schedule
 from scheduler.schedules.periodic import save_schedule
-from scheduler.web.models import ApiToken
+from tests.api.conftest import error_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def auth() -> dict[str, str]:
-    user = get_user_model().objects.create_superuser("refusals", "r@example.com", "pw-refusals-1")
-    _row, token = ApiToken.issue(user, "refusals")
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+def auth(admin_caller) -> dict[str, str]:
+    """A superuser's token, for requests whose body is sent as written."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {admin_caller.token}"}
 
 
 @pytest.fixture
@@ -42,7 +40,7 @@ def post_json(client, url: str, body: str, auth: dict, method: str = "post"):
 
 
 def fields(response) -> dict[str, list[str]]:
-    return response.json()["error"]["fields"]
+    return error_of(response)["fields"]
 
 
 @pytest.mark.parametrize(
