@@ -50,9 +50,11 @@ install-dev: $(DEV_STAMP)
 
 # --- command 1: run the platform -----------------------------------------------------------
 # The file cleanup demo works in $(RUN_DATA_DIR)/demo-files, so allow that directory unless
-# JOBS_FILE_ROOTS is set already. The health check demo calls the local admin on 127.0.0.1,
-# which the HTTP job refuses by default (loopback), so allow that one address likewise.
+# JOBS_FILE_ROOTS is set already; the API's uploads land below it. The health check demo
+# calls the local admin on 127.0.0.1, which the HTTP job refuses by default (loopback), so
+# allow that one address likewise.
 run: export JOBS_FILE_ROOTS ?= $(RUN_DATA_DIR)/demo-files
+run: export API_UPLOAD_ROOT ?= $(RUN_DATA_DIR)/demo-files/uploads
 run: export JOBS_HTTP_ALLOW ?= 127.0.0.1
 run: export PYTHONUNBUFFERED = 1
 run: $(RUNTIME_STAMP)

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "ninja",  # /api/docs: Swagger UI from the platform's own static files, not from a CDN
     "django_celery_beat",
     "jobs_catalog",
     "scheduler",
