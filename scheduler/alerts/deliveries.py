@@ -150,7 +150,7 @@ class Queueing:
 
 def task_result(task: Any, outcome: Outcome) -> str:
     """What a delivery task returns after ``outcome``; a retry is the task's own, after the
-    backoff (the record keeps the count of attempts, so Celery's limit is not used)."""
+    backoff (the record keeps the count of attempts: the tasks set no Celery limit)."""
     if outcome.retry_in is not None:
-        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+        raise task.retry(countdown=outcome.retry_in)
     return outcome.status

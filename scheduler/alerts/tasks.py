@@ -63,7 +63,9 @@ def _send(delivery: AlertDelivery) -> None:
     channel_for(channel).send(Alert.from_dict(delivery.payload), channel)
 
 
-@shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
+# max_retries=None: the record counts the attempts and gives up (Celery's own limit of 3
+# would end the 5th attempt with MaxRetriesExceededError, leaving the record to the sweep).
+@shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, max_retries=None)
 def deliver(self, delivery_id: int) -> str:
     return deliveries.task_result(self, send_delivery(delivery_id))
 

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from celery.exceptions import Retry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,10 +18,12 @@ from prometheus_client import REGISTRY
 
 from jobs_catalog.secrets import seal
 from scheduler.alerts import effective as alert_config
+from scheduler.alerts import tasks as alert_tasks
 from scheduler.alerts.callbacks import hooks as callback_hooks
 from scheduler.alerts.callbacks import tasks as callback_tasks
 from scheduler.alerts.callbacks.tasks import send_callback
 from scheduler.alerts.channels.webhook import verify
+from scheduler.alerts.deliveries import Outcome, task_result
 from scheduler.alerts.models import AlertChannel, AlertPolicy, CallbackDelivery
 from scheduler.runs import actions, recording
 from scheduler.runs import events as run_events
@@ -535,3 +538,15 @@ def test_callbacks_are_counted(receiver, clock):
     end(api_run(receiver.url))
     send_all()
     assert sent() == before + 1
+
+
+@pytest.mark.parametrize("task", ["callback", "alert"])
+def test_a_delivery_retries_past_celerys_default_limit(task):
+    """The record counts the attempts; Celery's own limit (3) never cuts a retry short."""
+    deliver = callback_tasks.deliver_callback if task == "callback" else alert_tasks.deliver
+    deliver.push_request(id="t-1", retries=6, is_eager=True, called_directly=False)
+    try:
+        with pytest.raises(Retry):
+            task_result(deliver, Outcome("retry", retry_in=1.0))
+    finally:
+        deliver.pop_request()

@@ -50,7 +50,9 @@ def send_callback(delivery_id: int, now: datetime | None = None) -> Outcome:
     return outcome
 
 
-@shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
+# max_retries=None: the record counts the attempts and gives up (Celery's own limit of 3
+# would end the 5th attempt with MaxRetriesExceededError, leaving the record to the sweep).
+@shared_task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, max_retries=None)
 def deliver_callback(self, delivery_id: int) -> str:
     return deliveries.task_result(self, send_callback(delivery_id))
 
