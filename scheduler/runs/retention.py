@@ -31,7 +31,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from scheduler.db import is_postgres
-from scheduler.runs.models import JobRun
+from scheduler.runs.models import JobRun, RunRequest
 from scheduler.schedules.models import Schedule
 
 logger = logging.getLogger(__name__)
@@ -218,24 +218,35 @@ def _reason_to_keep(
     return None
 
 
+#: Models whose rows belong to one run and go with it (``on_delete=CASCADE`` on a key named
+#: ``run``): deleted first by the same ids, one statement each.
+DELETED_WITH_RUNS = (RunRequest,)
+
+
 def _delete(ids: list[int]) -> int:
     """Delete these runs (whole occurrences) by primary key, in ascending order."""
     if not ids:
         return 0
     if _only_self_references():
-        table = connection.ops.quote_name(JobRun._meta.db_table)
+        tables = [m._meta.db_table for m in DELETED_WITH_RUNS] + [JobRun._meta.db_table]
         with connection.cursor() as cursor:
-            if is_postgres():
-                cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])
-            else:
-                marks = ", ".join(["%s"] * len(ids))
-                cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", ids)
+            for table in tables:
+                key = "id" if table == JobRun._meta.db_table else "run_id"
+                name = connection.ops.quote_name(table)
+                if is_postgres():
+                    cursor.execute(f"DELETE FROM {name} WHERE {key} = ANY(%s)", [ids])
+                else:
+                    marks = ", ".join(["%s"] * len(ids))
+                    cursor.execute(f"DELETE FROM {name} WHERE {key} IN ({marks})", ids)
             return cursor.rowcount
     # Another model points at runs: let Django's collector apply its on_delete rules.
     return JobRun.objects.filter(pk__in=ids).delete()[1].get(JobRun._meta.label, 0)
 
 
 def _only_self_references() -> bool:
-    """Whether the only foreign key to runs is a retry's ``occurrence`` (whose rows are
-    deleted together), so a plain DELETE is safe."""
-    return all(rel.related_model is JobRun for rel in JobRun._meta.related_objects)
+    """Whether the only foreign keys to runs are a retry's ``occurrence`` (whose rows are
+    deleted together) and those of ``DELETED_WITH_RUNS``, so plain DELETEs are safe."""
+    return all(
+        rel.related_model is JobRun or rel.related_model in DELETED_WITH_RUNS
+        for rel in JobRun._meta.related_objects
+    )

@@ -15,7 +15,7 @@ from jobs_catalog.errors import ParameterError
 from jobs_catalog.registry import registry
 from scheduler.jobs import PRUNE_JOB
 from scheduler.runs import retention
-from scheduler.runs.models import JobRun
+from scheduler.runs.models import JobRun, RunRequest
 from scheduler.runs.retention import prune_history
 from scheduler.schedules.models import OverlapPolicy, Schedule
 from scheduler.schedules.platform_schedules import (
@@ -217,11 +217,22 @@ def test_the_job_takes_its_defaults_from_the_settings_and_reports(make_schedule,
     assert result["deleted"] == 2 and JobRun.objects.count() == 0
 
 
-def test_only_retries_point_at_runs_so_a_plain_delete_is_safe():
+def test_only_retries_and_requests_point_at_runs_so_plain_deletes_are_safe():
     # A model that points at runs must be deleted through Django's collector: the pruning
     # falls back to it by itself, and this test flags the change.
     assert retention._only_self_references()
-    assert [rel.name for rel in JobRun._meta.related_objects] == ["retries"]
+    assert sorted(rel.name for rel in JobRun._meta.related_objects) == ["request", "retries"]
+
+
+def test_an_applications_old_run_goes_with_its_request(run, now):
+    old = run(None, days=100)
+    RunRequest.objects.create(run=old, kwargs={"path": "/x"}, idempotency_key="k")
+    young = run(None, days=1)
+    RunRequest.objects.create(run=young, kwargs={"path": "/y"})
+    report = prune(now, keep_last=0)
+    assert report.deleted == 1
+    assert remaining(old, young) == {young.pk}
+    assert list(RunRequest.objects.values_list("run_id", flat=True)) == [young.pk]
 
 
 # --- the pruning schedule -----------------------------------------------------------------------
