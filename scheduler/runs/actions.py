@@ -57,7 +57,8 @@ class ActionResult:
     warning: str = ""
 
 
-def _who(user: AbstractBaseUser | None) -> str:
+def who(user: AbstractBaseUser | None) -> str:
+    """The name an action's note gives the person who asked ("someone" when unknown)."""
     if user is None or not user.is_authenticated:
         return "someone"
     return user.get_username()
@@ -129,7 +130,7 @@ def retry_run(
             latest,
             now=clock.now(),
             delay=0,
-            note=f"Retried by {_who(user)} at {_stamp(clock)}.",
+            note=f"Retried by {who(user)} at {_stamp(clock)}.",
             task_name=task.task,
             scheduled_for=first.scheduled_for,
             queue=task.queue or "",
@@ -173,7 +174,7 @@ def cancel_run(
             )
         was = run.status
         now = clock.now()
-        record = f"Cancelled by {_who(user)} at {_stamp(clock)} (was {was})."
+        record = f"Cancelled by {who(user)} at {_stamp(clock)} (was {was})."
         run.status = Status.CANCELLED
         run.finished_at = now
         run.note = f"{run.note}\n{record}" if run.note else record

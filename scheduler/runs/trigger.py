@@ -31,6 +31,7 @@ from jobs_catalog.registry import registry
 from jobs_catalog.secrets import seal_params
 from scheduler.clock import Clock, get_clock
 from scheduler.internal_tasks import is_internal
+from scheduler.runs.actions import who
 from scheduler.runs.callback_urls import check_callback_url
 from scheduler.runs.messages import request_message
 from scheduler.runs.models import JobRun, RunRequest
@@ -111,7 +112,7 @@ def trigger_request(
     """:func:`trigger`, telling a new run from one an idempotency key found again."""
     clock = clock or get_clock()
     if user is not None and not user.has_perm(TRIGGER_PERMISSION):
-        raise PermissionDenied(f"{_who(user)} may not run catalog jobs ({TRIGGER_PERMISSION}).")
+        raise PermissionDenied(f"{who(user)} may not run catalog jobs ({TRIGGER_PERMISSION}).")
     definition = _job(job)
     clear = definition.validate(params)
     key = (idempotency_key or "").strip()
@@ -139,7 +140,7 @@ def trigger_request(
                 max_attempts=definition.retry.max_attempts,
                 task_id=uuid.uuid4(),
                 created_at=now,
-                note=f"Run by {_who(user)} through the API." if user is not None else "",
+                note=f"Triggered by {who(user)}." if user is not None else "",
             )
             RunRequest.objects.create(
                 run=run,
@@ -201,9 +202,3 @@ def params_digest(job: str, params: Mapping[str, Any]) -> str:
     nothing a reader of the table can test secret guesses against."""
     body = json.dumps([job, params], sort_keys=True, separators=(",", ":"), default=str)
     return hmac.new(settings.SECRET_KEY.encode(), body.encode(), hashlib.sha256).hexdigest()
-
-
-def _who(user: AbstractBaseUser | None) -> str:
-    if user is None or not user.is_authenticated:
-        return "someone"
-    return user.get_username()

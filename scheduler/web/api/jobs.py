@@ -35,8 +35,13 @@ def _job_out(row: JobDefinition) -> dict:
     }
 
 
+def catalog_row(name: str) -> JobDefinition | None:
+    """The catalog's row of the job ``name``; None for an unknown or internal one."""
+    return None if is_internal(name) else JobDefinition.objects.filter(name=name).first()
+
+
 def _definition(name: str) -> JobDefinition:
-    row = None if is_internal(name) else JobDefinition.objects.filter(name=name).first()
+    row = catalog_row(name)
     if row is None:
         raise ApiError(404, "unknown_job", f"There is no job {name!r} in the catalog.")
     return row
@@ -95,8 +100,7 @@ def trigger_job(
     payload: TriggerIn | None = None,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Status:
-    require(request, triggers.TRIGGER_PERMISSION)
-    _definition(name)
+    # trigger() checks the permission and the job (unknown, internal, unavailable) itself.
     payload = payload or TriggerIn()  # no body: no parameters, no callback
     try:
         done = triggers.trigger_request(

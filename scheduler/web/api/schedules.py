@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Router
 from ninja.responses import Status
 
 from jobs_catalog.models import JobDefinition
 from jobs_catalog.registry import registry
-from scheduler.internal_tasks import is_internal
 from scheduler.runs import actions
 from scheduler.schedules import services
 from scheduler.schedules.models import Schedule
@@ -23,6 +23,7 @@ from scheduler.schedules.periodic import save_schedule
 from scheduler.web.api import cursor as paging
 from scheduler.web.api.auth import require
 from scheduler.web.api.errors import ApiError
+from scheduler.web.api.jobs import catalog_row
 from scheduler.web.api.schemas import (
     ErrorOut,
     PauseIn,
@@ -62,7 +63,7 @@ def _schedule(schedule_id: int) -> Schedule:
 
 
 def _job(name: str) -> JobDefinition:
-    row = None if is_internal(name) else JobDefinition.objects.filter(name=name).first()
+    row = catalog_row(name)
     if row is None:
         raise ApiError(
             422, "invalid_schedule", "The schedule is invalid.", {"job": [f"unknown job {name!r}"]}
@@ -144,7 +145,7 @@ def create_schedule(request: HttpRequest, response: HttpResponse, payload: Sched
         setattr(schedule, name, values.get(name))
     schedule.queue = schedule.queue or ""
     saved = _save(schedule)
-    response["Location"] = request.build_absolute_uri(f"/api/schedules/{saved.pk}")
+    response["Location"] = request.build_absolute_uri(reverse("api:read_schedule", args=[saved.pk]))
     return Status(201, schedule_out(saved))
 
 

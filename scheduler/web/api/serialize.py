@@ -38,7 +38,7 @@ def progress_out(progress: Any) -> dict[str, Any] | None:
 
 
 def run_url(request: HttpRequest, run_id: int) -> str:
-    return request.build_absolute_uri(f"/api/runs/{run_id}")
+    return request.build_absolute_uri(reverse("api:read_run", args=[run_id]))
 
 
 def run_out(

@@ -5,6 +5,7 @@ host counts the same. A refused request answers 429 with ``Retry-After``."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -54,7 +55,8 @@ class UserRateThrottle(BaseThrottle):
 
     def __init__(self, scope: str = "trigger", setting: str = "API_TRIGGER_RATE"):
         self.scope, self.setting = scope, setting
-        self._wait: float | None = None
+        # Per thread: wait() follows allow_request() in the thread serving the request.
+        self._local = threading.local()
 
     def allow_request(self, request: HttpRequest) -> bool:
         rate = parse_rate(getattr(settings, self.setting, ""))
@@ -68,8 +70,8 @@ class UserRateThrottle(BaseThrottle):
         count, start = hit(key, period, now)
         if count <= limit:
             return True
-        self._wait = max((start + timedelta(seconds=period) - now).total_seconds(), 1.0)
+        self._local.wait = max((start + timedelta(seconds=period) - now).total_seconds(), 1.0)
         return False
 
     def wait(self) -> float | None:
-        return self._wait
+        return getattr(self._local, "wait", None)
